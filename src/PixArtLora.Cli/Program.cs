@@ -1,0 +1,11 @@
+using System.CommandLine;
+using PixArtLora.Cli;
+
+// `lora`: one small file per verb under Verbs/; the logic lives in the PixArtLora library.
+var root = new RootCommand("PixArtLora: LoRA and full fine-tuning, inference and merging for PixArt-α and PixArt-Σ.");
+foreach (var verb in new Command[]
+         {
+         })
+    root.Subcommands.Add(verb);
+
+return CliRunner.Run(root, args);
