@@ -19,9 +19,9 @@ public static class GradientClipping
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0.0;
         // Per-tensor norms in float32 (or better) then the norm of those: the same two-stage reduction as PyTorch.
-        var norms = grads.Select(g => (g.dtype is ScalarType.Float64 ? g : g.to(ScalarType.Float32)).norm(2).to(ScalarType.Float32)
+        var norms = grads.Select(g => (g.dtype is ScalarType.Float64 ? g : g.to(ScalarType.Float32)).norm().to(ScalarType.Float32)
             .to(grads[0].device)).ToArray();
-        var total = stack(norms).norm(2);
+        var total = stack(norms).norm();
         double totalValue = total.item<float>();
         if (maxNorm > 0 && !double.IsInfinity(maxNorm))
         {

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text;
+using PixArtLora.IO;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Training;
@@ -25,7 +27,11 @@ public sealed class TrainingRandom : IDisposable
         manual_seed(seed);
     }
 
-    public long Seed { get; }
+    /// <summary>The run seed (restored by <see cref="Load"/>: a resumed run continues the original run's sequences).</summary>
+    public long Seed { get; private set; }
+
+    /// <summary>File written by <see cref="Save"/> inside a checkpoint folder.</summary>
+    public const string FileName = "random.safetensors";
 
     /// <summary>The generator of stream <paramref name="name"/>, created (and seeded) on first use.</summary>
     public Generator Stream(string name)
@@ -102,6 +108,31 @@ public sealed class TrainingRandom : IDisposable
             if (name == GlobalStreamName) set_rng_state(state);
             else Stream(name).set_state(state);
         }
+    }
+
+    /// <summary>Writes the seed and every stream's state to <c>random.safetensors</c> in <paramref name="folder"/>.</summary>
+    public void Save(string folder)
+    {
+        using var scope = NewDisposeScope();
+        SafetensorsWriter.Save(Path.Combine(folder, FileName), SaveStates(),
+            new Dictionary<string, string> { ["seed"] = Seed.ToString(CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>Restores the seed and the stream states written by <see cref="Save"/>.</summary>
+    public void Load(string folder)
+    {
+        string path = Path.Combine(folder, FileName);
+        if (!File.Exists(path)) throw new FileNotFoundException($"random state file {path} is missing", path);
+        using var scope = NewDisposeScope();
+        using var file = SafetensorsFile.Open(path);
+        if (!file.Metadata.TryGetValue("seed", out var seedText)
+            || !long.TryParse(seedText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long seed))
+            throw new InvalidDataException($"{path}: metadata 'seed' is missing or not an integer");
+        // Streams derived from the old seed that the checkpoint does not cover would now be wrong: drop them.
+        foreach (var g in _streams.Values) g.Dispose();
+        _streams.Clear();
+        Seed = seed;
+        LoadStates(file.Entries.Keys.ToDictionary(k => k, k => file.Read(k)));
     }
 
     /// <summary>A stable 63-bit seed for a stream: SplitMix64 of the run seed mixed with FNV-1a of the name.</summary>

@@ -13,7 +13,7 @@ namespace PixArtLora.Training.Checkpoints;
 /// <item><c>trainable.safetensors</c>: the trainable weights;</item>
 /// <item><c>optimizer.safetensors</c> + <c>optimizer.json</c>: optimizer state (<see cref="OptimizerStateFile"/>);</item>
 /// <item><c>ema.safetensors</c> + <c>ema.json</c> when an EMA is kept;</item>
-/// <item><c>random.safetensors</c>: the state of every random stream;</item>
+/// <item><c>random.safetensors</c>: the seed and the state of every random stream (<see cref="TrainingRandom.Save"/>);</item>
 /// <item><c>manifest.json</c>: step, epoch, batch position, schedule settings, seed and the trainer's extras.</item>
 /// </list>
 /// The folder is filled under a temporary name and renamed when complete, so a crash leaves either the
@@ -25,7 +25,6 @@ public static class TrainingCheckpoint
     public const string FormatName = "pixartlora-training-checkpoint";
     public const string ManifestFileName = "manifest.json";
     public const string WeightsFileName = "trainable.safetensors";
-    public const string RandomFileName = "random.safetensors";
 
     /// <summary>
     /// Writes <c>checkpoint-&lt;GlobalStep&gt;</c> under <paramref name="outputDir"/> (replacing one of the same step),
@@ -50,9 +49,7 @@ public static class TrainingCheckpoint
                 parts.TrainableWeights.Select(w => new KeyValuePair<string, Tensor>(w.Name, w.Parameter)).ToList());
             OptimizerStateFile.Save(tmp, parts.Optimizer);
             parts.Ema?.Save(tmp);
-            using (var scope = NewDisposeScope())
-                SafetensorsWriter.Save(Path.Combine(tmp, RandomFileName), parts.Random.SaveStates(),
-                    new Dictionary<string, string> { ["seed"] = parts.Random.Seed.ToString(CultureInfo.InvariantCulture) });
+            parts.Random.Save(tmp);
             writeExtraFiles?.Invoke(tmp);
             var manifest = new JsonObject
             {
@@ -127,10 +124,7 @@ public static class TrainingCheckpoint
         LoadWeights(Path.Combine(checkpointDir, WeightsFileName), parts.TrainableWeights);
         OptimizerStateFile.Load(checkpointDir, parts.Optimizer);
         parts.Ema?.Load(checkpointDir);
-        string randomFile = Path.Combine(checkpointDir, RandomFileName);
-        using (var scope = NewDisposeScope())
-        using (var file = SafetensorsFile.Open(randomFile))
-            parts.Random.LoadStates(file.Entries.Keys.ToDictionary(k => k, k => file.Read(k)));
+        parts.Random.Load(checkpointDir);
         return manifest;
     }
 

@@ -169,7 +169,7 @@ public sealed class CameOptimizer : ITrainingOptimizer
         return r.mul(c);
     }
 
-    static Tensor RootMeanSquare(Tensor t) => t.norm(2) / Math.Sqrt(t.numel());
+    static Tensor RootMeanSquare(Tensor t) => t.norm() / Math.Sqrt(t.numel());
 
     public void ZeroGrad() => OptimizerParameters.DropGradients(_parameters);
 
