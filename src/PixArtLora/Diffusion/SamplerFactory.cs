@@ -5,8 +5,16 @@ public sealed record SamplerOptions
 {
     /// <summary>DDIM eta (0 = deterministic).</summary>
     public double Eta { get; init; }
+    /// <summary>DDIM: recompute eps from the clipped x_0.</summary>
+    public bool DdimUseClippedModelOutput { get; init; }
     /// <summary>Euler churn (0 = deterministic).</summary>
     public double EulerSChurn { get; init; }
+    /// <summary>Euler churns only where s_tmin ≤ sigma ≤ s_tmax.</summary>
+    public double EulerSTmin { get; init; }
+    /// <summary>Euler churns only where s_tmin ≤ sigma ≤ s_tmax.</summary>
+    public double EulerSTmax { get; init; } = double.PositiveInfinity;
+    /// <summary>Scale of Euler's churn noise.</summary>
+    public double EulerSNoise { get; init; } = 1.0;
     /// <summary>IDDPM: clamp the predicted x_0 to [-1, 1] (official inference: false).</summary>
     public bool IddpmClipDenoised { get; init; }
     /// <summary>IDDPM respacing string ("N", "a,b,c" or "ddimN") overriding the step count.</summary>
@@ -49,9 +57,12 @@ public static class SamplerFactory
         return key switch
         {
             "dpm" or "dpm-solver" => new DpmSolverMultistepSampler(steps, config, key),
-            "ddim" => new DdimSampler(steps, config, options.Eta),
+            "ddim" => new DdimSampler(steps, config, options.Eta, options.DdimUseClippedModelOutput),
             "ddpm" => new DdpmSampler(steps, config),
-            "euler" => new EulerDiscreteSampler(steps, config) { SChurn = options.EulerSChurn },
+            "euler" => new EulerDiscreteSampler(steps, config)
+            {
+                SChurn = options.EulerSChurn, STmin = options.EulerSTmin, STmax = options.EulerSTmax, SNoise = options.EulerSNoise,
+            },
             "sa-solver" => new SaSolverSampler(steps, config, options.SaSolverTau),
             _ => new IddpmSampler(steps, config, options.IddpmClipDenoised),
         };

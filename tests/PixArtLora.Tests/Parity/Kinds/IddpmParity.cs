@@ -101,6 +101,10 @@ public sealed class IddpmLossParity : IParityKind
         var config = c.Json.GetProperty("diffusion_config");
         if (config.TryGetProperty("model_var_type", out var mv) && mv.GetString() != "LEARNED_RANGE")
             throw new XunitException($"{c.Name}: model_var_type {mv.GetString()} is not handled");
+        if (config.TryGetProperty("model_mean_type", out var mm) && mm.GetString() != "EPSILON")
+            throw new XunitException($"{c.Name}: model_mean_type {mm.GetString()} is not handled");
+        if (config.TryGetProperty("snr", out var snr) && snr.ValueKind == JsonValueKind.True)
+            throw new XunitException($"{c.Name}: PixArt's snr=True target switch is not implemented");
         int trainSteps = (int)c.Tensor("schedule_betas").shape[0];
         var schedule = NoiseSchedule.IddpmLinear(trainSteps);
         var objective = new TrainingObjective(schedule, DiffusionLoss.MseVb);

@@ -28,9 +28,17 @@ public sealed class SchedulerParity : IParityKind
             throw new XunitException($"{c.Name}: toy_model \"{toy}\" is not the one this runner implements ({ToyModel})");
 
         var stepKwargs = json.TryGetProperty("step_kwargs", out var kw) ? kw : default;
-        var options = new SamplerOptions { Eta = Number(stepKwargs, "eta") ?? 0 };
+        var options = new SamplerOptions
+        {
+            Eta = Number(stepKwargs, "eta") ?? 0,
+            DdimUseClippedModelOutput = stepKwargs.ValueKind == JsonValueKind.Object && stepKwargs.TryGetProperty("use_clipped_model_output", out var clipped) && clipped.GetBoolean(),
+            EulerSChurn = Number(stepKwargs, "s_churn") ?? 0,
+            EulerSTmin = Number(stepKwargs, "s_tmin") ?? 0,
+            EulerSTmax = Number(stepKwargs, "s_tmax") ?? double.PositiveInfinity,
+            EulerSNoise = Number(stepKwargs, "s_noise") ?? 1.0,
+        };
         foreach (var p in stepKwargs.ValueKind == JsonValueKind.Object ? stepKwargs.EnumerateObject() : Enumerable.Empty<JsonProperty>())
-            if (p.Name is not ("eta" or "variance_noise"))
+            if (p.Name is not ("eta" or "variance_noise" or "use_clipped_model_output" or "s_churn" or "s_tmin" or "s_tmax" or "s_noise"))
                 throw new XunitException($"{c.Name}: step_kwargs.{p.Name} is not handled by this runner");
 
         using var sampler = SamplerFactory.Create(name, steps, config, options);
@@ -102,6 +110,12 @@ public sealed class SchedulerParity : IParityKind
         }
     }
 
-    static double? Number(JsonElement obj, string key) =>
-        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+    static double? Number(JsonElement obj, string key)
+    {
+        if (obj.ValueKind != JsonValueKind.Object || !obj.TryGetProperty(key, out var v)) return null;
+        // Python's json writes inf as a bare Infinity, which the case loader may hand over as a string.
+        return v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+             : v.ValueKind == JsonValueKind.String && double.TryParse(v.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d
+             : null;
+    }
 }
