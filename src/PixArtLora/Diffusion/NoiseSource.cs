@@ -6,8 +6,8 @@ namespace PixArtLora.Diffusion;
 /// <summary>
 /// Where a stochastic sampler's Gaussian noise comes from. Normally a seeded <see cref="torch.Generator"/> (a
 /// Generator converts implicitly), so the same seed gives the same image; tests replay the exact tensors a
-/// reference implementation drew. Samplers draw in the same order and shapes as their reference, so a generator
-/// seeded like PyTorch's yields PyTorch's draws.
+/// reference implementation drew. Samplers draw in the same order, count and shapes as their reference
+/// (e.g. DDPM skips the draw at t = 0, IDDPM draws at every step), so replayed reference noise lines up.
 /// </summary>
 public abstract class NoiseSource
 {
