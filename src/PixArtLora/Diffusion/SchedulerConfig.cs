@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -83,7 +82,7 @@ public sealed record SchedulerConfig
     public static SchedulerConfig Parse(string json, string source = "scheduler config")
     {
         SchedulerConfig? config;
-        try { config = JsonSerializer.Deserialize<SchedulerConfig>(QuotePythonFloatLiterals(json), JsonOptions); }
+        try { config = JsonSerializer.Deserialize<SchedulerConfig>(PixArtLora.IO.PythonJson.QuoteFloatLiterals(json), JsonOptions); }
         catch (JsonException e)
         {
             throw new FormatException($"{source}: {(e.Path is { } p ? $"key {p}: " : "")}{e.Message}", e);
@@ -99,34 +98,6 @@ public sealed record SchedulerConfig
         var node = JsonSerializer.SerializeToNode(this with { UseDefaultValues = null }, JsonOptions)!.AsObject();
         foreach (var k in keys) node.Remove(k);
         return JsonSerializer.Deserialize<SchedulerConfig>(node, JsonOptions)! with { Source = Source };
-    }
-
-    /// <summary>
-    /// Python's json module writes -Infinity / Infinity / NaN as bare words (diffusers' lambda_min_clipped);
-    /// System.Text.Json accepts them only as strings, so bare occurrences outside strings are quoted.
-    /// </summary>
-    static string QuotePythonFloatLiterals(string json)
-    {
-        var sb = new StringBuilder(json.Length + 16);
-        bool inString = false;
-        for (int i = 0; i < json.Length; i++)
-        {
-            char c = json[i];
-            if (inString)
-            {
-                sb.Append(c);
-                if (c == '\\' && i + 1 < json.Length) sb.Append(json[++i]);
-                else if (c == '"') inString = false;
-                continue;
-            }
-            if (c == '"') { inString = true; sb.Append(c); continue; }
-            string? word = null;
-            foreach (var w in new[] { "-Infinity", "Infinity", "NaN" })
-                if (string.CompareOrdinal(json, i, w, 0, w.Length) == 0) { word = w; break; }
-            if (word != null) { sb.Append('"').Append(word).Append('"'); i += word.Length - 1; }
-            else sb.Append(c);
-        }
-        return sb.ToString();
     }
 
     /// <summary>An error naming this config, the key, what was found and what was expected.</summary>

@@ -24,7 +24,7 @@ public sealed class ParityCase : IDisposable
     {
         Directory = directory;
         string jsonPath = Path.Combine(directory, "case.json");
-        using var doc = JsonDocument.Parse(File.ReadAllText(jsonPath));
+        using var doc = JsonDocument.Parse(PythonJson.QuoteFloatLiterals(File.ReadAllText(jsonPath)));
         Json = doc.RootElement.Clone();
         if (Json.TryGetProperty("tolerance", out var tol) && tol.ValueKind == JsonValueKind.Object)
         {
