@@ -82,6 +82,24 @@ public sealed class HubClient : IDisposable
         return File.Exists(local) ? local : throw new HubFileMissingException($"{idOrPath}: no file '{path}' in {snapshot.Folder}");
     }
 
+    /// <summary>
+    /// The local path of one folder of a repository (e.g. <c>vae</c> of <c>PixArt-alpha/pixart_sigma_sdxlvae_T5_diffusers</c>),
+    /// with every file under it downloaded if needed; for a local folder, that folder's subfolder.
+    /// </summary>
+    public async Task<string> GetFolderAsync(string idOrPath, string subfolder, HubRepoType type = HubRepoType.Model, string revision = "main",
+        IProgress<HubFileProgress>? progress = null, CancellationToken ct = default)
+    {
+        string prefix = subfolder.Trim('/');
+        var snapshot = await ResolveAsync(idOrPath, type, prefix.Length == 0 ? null : new[] { prefix + "/" }, revision, progress, ct);
+        string local = prefix.Length == 0 ? snapshot.Folder : snapshot.PathOf(prefix);
+        return Directory.Exists(local) ? local : throw new HubFileMissingException($"{idOrPath}: no folder '{prefix}' in {snapshot.Folder}");
+    }
+
+    /// <summary>Synchronous <see cref="GetFolderAsync"/>.</summary>
+    public string GetFolder(string idOrPath, string subfolder, HubRepoType type = HubRepoType.Model, string revision = "main",
+        IProgress<HubFileProgress>? progress = null, CancellationToken ct = default) =>
+        GetFolderAsync(idOrPath, subfolder, type, revision, progress, ct).GetAwaiter().GetResult();
+
     async Task<HubSnapshot> DownloadAsync(HubRepo repo, string revision, RemoteListing listing, IReadOnlyList<string>? patterns,
         IProgress<HubFileProgress>? progress, CancellationToken ct)
     {

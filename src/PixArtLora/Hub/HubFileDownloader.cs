@@ -15,6 +15,8 @@ internal sealed record HubRemoteFile(string Path, long? Size, string? Etag, bool
 internal static class HubFileDownloader
 {
     const int BufferBytes = 1 << 20;
+    // Progress is reported at most once per this many bytes (reads return a few KB at a time).
+    const long ReportEveryBytes = 256 * 1024;
 
     public static async Task DownloadAsync(HubHttp http, HubOptions options, HubRepo repo, HubRemoteFile file, Uri url, string blobPath,
         IProgress<HubFileProgress>? progress, CancellationToken ct)
@@ -30,6 +32,7 @@ internal static class HubFileDownloader
             progress?.Report(new HubFileProgress(repo, file.Path, have, size, HubFileStage.Started));
 
             int failures = 0;
+            long lastReport = have;
             var buffer = new byte[BufferBytes];
             while (size == null || have < size)
             {
@@ -89,7 +92,11 @@ internal static class HubFileDownloader
                     failures = 0;
                     if (size is long limit && have > limit)
                         throw Corrupt($"{repo}: the server sent more than the {limit} bytes announced for {file.Path}");
-                    progress?.Report(new HubFileProgress(repo, file.Path, have, size, HubFileStage.Downloading));
+                    if (have - lastReport >= ReportEveryBytes || have == size)
+                    {
+                        lastReport = have;
+                        progress?.Report(new HubFileProgress(repo, file.Path, have, size, HubFileStage.Downloading));
+                    }
                 }
                 if (size == null) return true;
                 if (have < size) throw new IOException($"the connection closed at byte {have} of {size}");

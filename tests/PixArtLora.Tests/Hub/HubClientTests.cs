@@ -27,7 +27,7 @@ public class HubClientTests
         var repo = server.Add(new FakeRepo { Id = RepoId, RequiredToken = token });
         repo.Files["model_index.json"] = new FakeFile("{\"_class_name\": \"PixArtSigmaPipeline\"}"u8.ToArray(), Lfs: false);
         repo.Files["transformer/config.json"] = new FakeFile("{\"num_layers\": 28}"u8.ToArray(), Lfs: false);
-        repo.Files["transformer/diffusion_pytorch_model.safetensors"] = new FakeFile(Bytes(300_000, 1), Lfs: true);
+        repo.Files["transformer/diffusion_pytorch_model.safetensors"] = new FakeFile(Bytes(3_000_000, 1), Lfs: true);
         repo.Files["vae/diffusion_pytorch_model.safetensors"] = new FakeFile(Bytes(50_000, 2), Lfs: true);
         return repo;
     }
@@ -59,8 +59,8 @@ public class HubClientTests
         Assert.Equal(3, Directory.GetFiles(Path.Combine(repoDir, "blobs")).Length);
 
         Assert.DoesNotContain(server.Requests, r => r.Path.Contains("vae/"));
-        Assert.Contains(seen, p => p.Stage == HubFileStage.Completed && p.File == "transformer/diffusion_pytorch_model.safetensors" && p.BytesDone == 300_000);
-        Assert.Contains(seen, p => p.Stage == HubFileStage.Downloading && p.TotalBytes == 300_000 && p.BytesDone < 300_000);
+        Assert.Contains(seen, p => p.Stage == HubFileStage.Completed && p.File == "transformer/diffusion_pytorch_model.safetensors" && p.BytesDone == 3_000_000);
+        Assert.Contains(seen, p => p.Stage == HubFileStage.Downloading && p.TotalBytes == 3_000_000 && p.BytesDone < 3_000_000);
     }
 
     [Fact]
@@ -240,6 +240,23 @@ public class HubClientTests
 
         Assert.All(snaps, s => Assert.Equal(file.Data, File.ReadAllBytes(s.PathOf("transformer/diffusion_pytorch_model.safetensors"))));
         Assert.Equal(1, server.BodyTransfers(file.Sha256));
+    }
+
+    [Fact]
+    public async Task GetFolderGivesTheLocalPathOfOneComponent()
+    {
+        using var server = new FakeHubServer();
+        var repo = PixArtLikeRepo(server);
+        using var client = new HubClient(Options(server, TestPaths.NewTempDir("hub-cache")));
+
+        string vae = await client.GetFolderAsync(RepoId, "vae");
+
+        Assert.EndsWith(Path.Combine("snapshots", repo.Commit, "vae"), vae);
+        Assert.Equal(repo.Files["vae/diffusion_pytorch_model.safetensors"].Data, File.ReadAllBytes(Path.Combine(vae, "diffusion_pytorch_model.safetensors")));
+        Assert.DoesNotContain(server.Requests, r => r.Path.Contains("transformer/"));
+        string local = TestPaths.NewTempDir("local");
+        Directory.CreateDirectory(Path.Combine(local, "vae"));
+        Assert.Equal(Path.Combine(local, "vae"), await client.GetFolderAsync(local, "vae"));
     }
 
     [Fact]

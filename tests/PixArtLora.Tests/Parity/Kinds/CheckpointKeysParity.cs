@@ -86,20 +86,26 @@ public sealed class CheckpointKeysParity : IParityKind
         }
     }
 
-    /// <summary>The transformer config the reference script would write for the case's tiny model.</summary>
+    /// <summary>
+    /// The transformer config the reference script would write for the case's tiny model: the script's fixed XL
+    /// values, with the tiny model's sizes and the per-image-size fields of the case in their place.
+    /// </summary>
     static JsonObject ConfigFromCase(ParityCase c)
     {
         var tiny = c.Json.GetProperty("tiny_model");
-        var fixedXl = JsonNode.Parse(c.Json.GetProperty("script_transformer_config_fixed_real_XL_values").GetRawText())!.AsObject();
-        var forSize = JsonNode.Parse(c.Json.GetProperty("script_transformer_config_for_this_image_size").GetRawText())!.AsObject();
-        int depth = tiny.GetProperty("depth").GetInt32(), hidden = tiny.GetProperty("hidden").GetInt32(), heads = tiny.GetProperty("heads").GetInt32();
-        var config = fixedXl;
-        config["num_layers"] = depth;
+        var config = JsonNode.Parse(c.Json.GetProperty("script_transformer_config_fixed_real_XL_values").GetRawText())!.AsObject();
+        int hidden = tiny.GetProperty("hidden").GetInt32(), heads = tiny.GetProperty("heads").GetInt32();
+        config["num_layers"] = tiny.GetProperty("depth").GetInt32();
         config["num_attention_heads"] = heads;
         config["attention_head_dim"] = hidden / heads;
         config["cross_attention_dim"] = hidden;
         config["caption_channels"] = tiny.GetProperty("caption_channels").GetInt32();
-        foreach (var (k, v) in forSize) config[k] = v?.DeepClone();
+        foreach (var name in new[] { "in_channels", "out_channels", "patch_size" })
+            if (tiny.TryGetProperty(name, out var v)) config[name] = v.GetInt32();
+        if (c.Json.TryGetProperty("script_transformer_config_for_this_image_size", out var forSize))
+            foreach (var (k, v) in JsonNode.Parse(forSize.GetRawText())!.AsObject()) config[k] = v?.DeepClone();
+        else
+            config["use_additional_conditions"] = tiny.GetProperty("micro").GetBoolean();
         return config;
     }
 }
