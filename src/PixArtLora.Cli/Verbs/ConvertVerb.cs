@@ -3,12 +3,13 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using PixArtLora.Hub;
 using PixArtLora.Models.Conversion;
+using PixArtLora.Registry;
 using TorchSharp;
 
 namespace PixArtLora.Cli.Verbs;
 
 /// <summary>
-/// <c>lora convert --source PixArt-Sigma-XL-2-1024-MS.pth --config config.json --output transformer/</c>: an original
+/// <c>lora convert --source PixArt-Sigma-XL-2-1024-MS.pth --variant sigma-1024-ms --output transformer/</c>: an original
 /// PixArt checkpoint to a diffusers transformer folder (config.json + safetensors), or with <c>--to original</c> a
 /// diffusers transformer back to the original key names (one safetensors file).
 /// </summary>
@@ -16,9 +17,9 @@ public static class ConvertVerb
 {
     public static Command Create()
     {
-        var source = CliOptions.Create<string>("--source",
-            "Checkpoint to convert: a .pth file, a Hub file (org/name/path/file.pth), or for --to original a diffusers transformer folder or .safetensors");
-        source.Required = true;
+        var source = CliOptions.Create<string?>("--source",
+            "Checkpoint to convert: a .pth file, a Hub file (org/name/path/file.pth), or for --to original a diffusers transformer folder or .safetensors; " +
+            "default: the --variant's released .pth, downloaded from the Hub");
         var output = CliOptions.Create<string>("--output", "Folder to write (to diffusers) or .safetensors file (to original)");
         output.Required = true;
         var variant = CliOptions.Create<string?>("--variant", "Registry variant whose transformer config.json to write (e.g. sigma-1024-ms)");
@@ -33,7 +34,7 @@ public static class ConvertVerb
         {
             var writer = parse.InvocationConfiguration.Output;
             var options = new ConversionOptions(ParseDtype(parse.GetValue(dtype)!), parse.GetValue(key));
-            string src = await LocateSource(parse.GetValue(source)!, ct);
+            string src = await LocateSource(parse.GetValue(source) ?? ReleasedCheckpoint(parse.GetValue(variant)), ct);
             string dst = parse.GetValue(output)!;
             ConversionReport report;
             switch (parse.GetValue(to)?.ToLowerInvariant())
@@ -74,9 +75,17 @@ public static class ConvertVerb
             return JsonNode.Parse(File.ReadAllText(file))?.AsObject() ?? throw new InvalidDataException($"{file}: not a JSON object");
         }
         if (variant != null)
-            // Wired to the model registry once it is merged: JsonNode.Parse(ModelRegistry.Get(variant).TransformerConfig.ToJson()).
-            throw new ArgumentException($"--variant {variant}: variant presets come from the model registry, which this build lacks; pass --config <config.json>");
+            return JsonNode.Parse(ModelRegistry.Get(variant).TransformerConfig.ToJson())!.AsObject();
         throw new ArgumentException("--to diffusers needs the transformer's config: --variant <id> or --config <config.json>");
+    }
+
+    /// <summary>The variant's original release on the Hub, as <c>org/name/file.pth</c>.</summary>
+    static string ReleasedCheckpoint(string? variant)
+    {
+        if (variant == null) throw new ArgumentException("--source is required (or --variant, to convert its released .pth from the Hub)");
+        var file = ModelRegistry.Get(variant).OriginalCheckpoint
+                   ?? throw new ArgumentException($"--variant {variant} has no released .pth checkpoint; pass --source");
+        return $"{file.Repo}/{file.Path}";
     }
 
     /// <summary>A local file as it is; otherwise <c>org/name/path/in/repo</c> is fetched through the Hub cache.</summary>

@@ -4,6 +4,8 @@ using PixArtLora.Cli;
 using PixArtLora.Cli.Verbs;
 using PixArtLora.IO;
 using PixArtLora.Models.Conversion;
+using PixArtLora.Models.Transformer;
+using PixArtLora.Registry;
 using PixArtLora.Tests.Parity;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,6 +36,8 @@ public class CheckpointConverterTests
         string transformer = Path.Combine(dir, "transformer");
         PixArtCheckpointConverter.ToDiffusers(Original(caseName), transformer, TinyConfig(micro));
         Assert.Equal(micro, JsonNode.Parse(File.ReadAllText(Path.Combine(transformer, "config.json")))!["use_additional_conditions"]!.GetValue<bool>());
+        // The converted folder strict-loads into our transformer: every key and shape it expects, nothing else.
+        using (var model = PixArtTransformer2DModel.FromPretrained(transformer)) Assert.Equal(2, model.Config.NumLayers);
 
         string back = Path.Combine(dir, "original.safetensors");
         var report = PixArtCheckpointConverter.ToOriginal(transformer, back);
@@ -124,6 +128,29 @@ public class CheckpointConverterTests
         Assert.Throws<PthFormatException>(() => PixArtCheckpointConverter.ToDiffusers(broken, output, TinyConfig(false)));
         Assert.Equal("previous", File.ReadAllText(Path.Combine(output, "config.json")));
         Assert.Equal(new[] { "broken.pth", "transformer" }, Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).OrderBy(n => n));
+    }
+
+    [Fact]
+    public void CliTakesTheConfigFromTheRegistryVariant()
+    {
+        string dir = TestPaths.NewTempDir("convert-variant");
+        var root = new RootCommand { ConvertVerb.Create() };
+
+        // A randomly initialised tiny transformer, written with original PixArt names, converts back to the same weights.
+        var config = ModelRegistry.Get("tiny").TransformerConfig;
+        using var model = new PixArtTransformer2DModel(config);
+        model.SavePretrained(Path.Combine(dir, "reference"));
+        PixArtCheckpointConverter.ToOriginal(Path.Combine(dir, "reference"), Path.Combine(dir, "tiny-original.safetensors"));
+
+        Assert.Equal(0, CliRunner.Run(root, new[] { "convert", "--source", Path.Combine(dir, "tiny-original.safetensors"), "--variant", "tiny", "--output", Path.Combine(dir, "out") }));
+        Assert.Equal(config, PixArtTransformerConfig.Load(Path.Combine(dir, "out", "config.json")) with { Extra = null });
+        using var loaded = PixArtTransformer2DModel.FromPretrained(Path.Combine(dir, "out"));
+        var expected = model.state_dict();
+        foreach (var (name, tensor) in loaded.state_dict()) TensorAssert.Equal(tensor, expected[name], name);
+
+        // The released Σ-1024 config does not fit the fixtures' 2-block model: refused, nothing written.
+        Assert.Equal(1, CliRunner.Run(root, new[] { "convert", "--source", Original("pth-to-diffusers"), "--variant", "sigma-1024-ms", "--output", Path.Combine(dir, "sigma") }));
+        Assert.False(Directory.Exists(Path.Combine(dir, "sigma")));
     }
 
     [Fact]
