@@ -7,6 +7,8 @@ foreach (var verb in new Command[]
          {
              PixArtLora.Cli.Verbs.ModelsVerb.Create(),
              PixArtLora.Cli.Verbs.InspectVerb.Create(),
+             PixArtLora.Cli.Verbs.ConvertVerb.Create(),
+             PixArtLora.Cli.Verbs.DownloadVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
