@@ -18,7 +18,7 @@ public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
 
     public T5LayerNorm(long hiddenSize, double eps, Device device, ScalarType dtype) : base(nameof(T5LayerNorm))
     {
-        weight = new Parameter(empty(new[] { hiddenSize }, dtype, device), requires_grad: false);
+        weight = T5Init.NewParameter(new[] { hiddenSize }, device, dtype);
         _eps = eps;
         RegisterComponents();
     }

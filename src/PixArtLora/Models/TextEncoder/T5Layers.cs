@@ -9,8 +9,17 @@ namespace PixArtLora.Models.TextEncoder;
 /// <summary>Builds parameters without initialising them: weights are read from a checkpoint right after.</summary>
 static class T5Init
 {
+    /// <summary>An uninitialised frozen parameter owned by its module, outside any dispose scope (a module built
+    /// inside a scope must not lose its weights when the scope ends).</summary>
+    public static Parameter NewParameter(long[] shape, Device device, ScalarType dtype)
+    {
+        var p = new Parameter(empty(shape, dtype, device), requires_grad: false);
+        p.DetachFromDisposeScope();
+        return p;
+    }
+
     public static Linear Linear(long inFeatures, long outFeatures, Device device, ScalarType dtype) =>
-        nn.Linear(new Parameter(empty(new[] { outFeatures, inFeatures }, dtype, device), requires_grad: false));
+        nn.Linear(NewParameter(new[] { outFeatures, inFeatures }, device, dtype));
 
     public static T5Embedding Embedding(long count, long dim, Device device, ScalarType dtype) => new(count, dim, device, dtype);
 }
@@ -26,7 +35,7 @@ public sealed class T5Embedding : nn.Module<Tensor, Tensor>
 
     public T5Embedding(long count, long dim, Device device, ScalarType dtype) : base("Embedding")
     {
-        weight = new Parameter(empty(new[] { count, dim }, dtype, device), requires_grad: false);
+        weight = T5Init.NewParameter(new[] { count, dim }, device, dtype);
         RegisterComponents();
     }
 
