@@ -56,7 +56,8 @@ public sealed class TokenizerParity : IParityKind
                 Assert.Equal(row.EnumerateArray().Select(e => e.GetString()!).ToList(), tokenizer.TokenizeToPieces(prompts[i++]));
         }
 
-        if (json.TryGetProperty("pipeline_prompts", out _) && json.TryGetProperty("prompts", out _))
+        if (json.TryGetProperty("pipeline_prompts", out _) && json.TryGetProperty("prompts", out _)
+            && Strings(json, "prompts").Count == Strings(json, "pipeline_prompts").Count)
         {
             var raw = Strings(json, "prompts");
             var lowered = Strings(json, "pipeline_prompts");
