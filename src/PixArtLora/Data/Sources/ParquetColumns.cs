@@ -48,16 +48,18 @@ internal static class ParquetColumns
         {
             case RawColumnData<ReadOnlyMemory<char>> text:
                 for (int row = 0; row < rows; row++)
-                    visit(row, Present(levels, row, field) ? text.Values[next++] : null, null);
+                    visit(row, Present(levels, row, field) ? text.Values[next++] : (ReadOnlyMemory<char>?)null, null);
                 break;
             case RawColumnData<ReadOnlyMemory<byte>> binary:
                 for (int row = 0; row < rows; row++)
-                    visit(row, null, Present(levels, row, field) ? binary.Values[next++] : null);
+                    visit(row, null, Present(levels, row, field) ? binary.Values[next++] : (ReadOnlyMemory<byte>?)null);
                 break;
             default:
                 throw new InvalidDataException($"{where}: column '{field.Path}' has type {field.ClrType.Name}, expected a string or binary column");
         }
     }
 
+    // The casts to nullable matter: `cond ? memory : null` would type as ReadOnlyMemory (null converts through
+    // the implicit array conversion) and turn every null cell into an empty value.
     static bool Present(int[]? levels, int row, DataField field) => levels == null || levels[row] == field.MaxDefinitionLevel;
 }
