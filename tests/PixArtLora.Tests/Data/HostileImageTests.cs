@@ -9,7 +9,7 @@ public class HostileImageTests
     static ImageLoadException LoadFails(string path)
     {
         var e = Assert.Throws<ImageLoadException>(() => { using var _ = ImageDecoder.Load(path); });
-        Assert.Equal(path, e.Source);
+        Assert.Equal(path, e.SourceName);
         Assert.Contains(path, e.Message);
         return e;
     }

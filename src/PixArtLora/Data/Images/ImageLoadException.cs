@@ -18,14 +18,14 @@ public enum ImageProblem
 }
 
 /// <summary>
-/// An image could not be read. <see cref="Source"/> names the file (or the parquet row) so a user can find it;
+/// An image could not be read. <see cref="SourceName"/> names the file (or the parquet row) so a user can find it;
 /// datasets catch this to skip the item with a counted warning instead of stopping training.
 /// </summary>
 public sealed class ImageLoadException(string source, ImageProblem problem, string detail, Exception? inner = null)
     : Exception($"{source}: {detail}", inner)
 {
     /// <summary>The file path or dataset row the image came from.</summary>
-    public string Source { get; } = source;
+    public string SourceName { get; } = source;
 
     /// <summary>The kind of failure, for counting and for tests.</summary>
     public ImageProblem Problem { get; } = problem;

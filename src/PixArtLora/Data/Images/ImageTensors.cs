@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp;
@@ -26,9 +27,9 @@ public static class ImageTensors
     /// <summary>An image as a tensor [3, H, W] in [-1, 1], created on <paramref name="device"/> with <paramref name="dtype"/>.</summary>
     public static Tensor ToTensor(Image<Rgb24> image, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
-        var planar = new float[3L * image.Width * image.Height];
-        FillPlanar(image, planar, 0);
-        return ToDevice(torch.tensor(planar, new long[] { 3, image.Height, image.Width }), dtype, device);
+        var t = torch.empty(new long[] { 3, image.Height, image.Width }, ScalarType.Float32);
+        FillPlanar(image, t);
+        return ToDevice(t, dtype, device);
     }
 
     /// <summary>Images of one size as a batch [B, 3, H, W] in [-1, 1].</summary>
@@ -36,15 +37,16 @@ public static class ImageTensors
     {
         if (images.Count == 0) throw new ArgumentException("cannot batch zero images");
         int w = images[0].Width, h = images[0].Height;
-        long per = 3L * w * h;
-        var planar = new float[per * images.Count];
         for (int i = 0; i < images.Count; i++)
-        {
             if (images[i].Width != w || images[i].Height != h)
                 throw new ArgumentException($"image {i} is {images[i].Width}x{images[i].Height}, the batch is {w}x{h}");
-            FillPlanar(images[i], planar, per * i);
+        var t = torch.empty(new long[] { images.Count, 3, h, w }, ScalarType.Float32);
+        for (int i = 0; i < images.Count; i++)
+        {
+            using var slot = t[i];
+            FillPlanar(images[i], slot);
         }
-        return ToDevice(torch.tensor(planar, new long[] { images.Count, 3, h, w }), dtype, device);
+        return ToDevice(t, dtype, device);
     }
 
     /// <summary>An image from a tensor [3, H, W] or [1, 3, H, W] in [-1, 1] (any float dtype, any device).</summary>
@@ -55,33 +57,37 @@ public static class ImageTensors
         if (shape.Length != 3 || shape[0] != 3)
             throw new ArgumentException($"image tensor has shape [{string.Join(", ", image.shape)}], expected [3, H, W] or [1, 3, H, W]");
         int h = checked((int)shape[1]), w = checked((int)shape[2]);
-        float[] values;
-        using (var cpu = image.detach().to(ScalarType.Float32, CPU).contiguous()) values = cpu.data<float>().ToArray();
         var pixels = new Rgb24[h * w];
         int plane = h * w;
-        for (int i = 0; i < plane; i++)
-            pixels[i] = new Rgb24(Quantize(values[i]), Quantize(values[plane + i]), Quantize(values[2 * plane + i]));
+        using (var scope = torch.NewDisposeScope())
+        {
+            var values = MemoryMarshal.Cast<byte, float>(image.detach().to(ScalarType.Float32, CPU).contiguous().bytes);
+            for (int i = 0; i < plane; i++)
+                pixels[i] = new Rgb24(Quantize(values[i]), Quantize(values[plane + i]), Quantize(values[2 * plane + i]));
+        }
         return Image.LoadPixelData<Rgb24>(pixels, w, h);
     }
 
-    static void FillPlanar(Image<Rgb24> image, float[] planar, long offset)
+    static readonly float[] ByteToValue = Enumerable.Range(0, 256).Select(v => Dequantize((byte)v)).ToArray();
+
+    // Writes straight into the new tensor's CPU storage through a lookup table, instead of filling a float[] that
+    // torch.tensor then copies again.
+    static void FillPlanar(Image<Rgb24> image, Tensor target)
     {
-        int w = image.Width, h = image.Height;
-        long plane = (long)w * h;
-        image.ProcessPixelRows(rows =>
+        int w = image.Width, h = image.Height, plane = w * h;
+        var pixels = new Rgb24[plane];
+        image.CopyPixelDataTo(pixels);
+        var dest = MemoryMarshal.Cast<byte, float>(target.bytes);
+        var r = dest[..plane];
+        var g = dest.Slice(plane, plane);
+        var b = dest.Slice(2 * plane, plane);
+        for (int i = 0; i < plane; i++)
         {
-            for (int y = 0; y < h; y++)
-            {
-                var row = rows.GetRowSpan(y);
-                long at = offset + (long)y * w;
-                for (int x = 0; x < w; x++)
-                {
-                    planar[at + x] = Dequantize(row[x].R);
-                    planar[at + plane + x] = Dequantize(row[x].G);
-                    planar[at + 2 * plane + x] = Dequantize(row[x].B);
-                }
-            }
-        });
+            var p = pixels[i];
+            r[i] = ByteToValue[p.R];
+            g[i] = ByteToValue[p.G];
+            b[i] = ByteToValue[p.B];
+        }
     }
 
     static Tensor ToDevice(Tensor t, ScalarType dtype, Device? device)
