@@ -74,6 +74,17 @@ public class JsonLabelDatasetTests
         string json = WriteLabels(root, new object[] { new { path = "link.png", prompt = "via a link" } });
         var e = Assert.Throws<InvalidDataException>(() => JsonLabelDataset.Open(json, images, Lenient));
         Assert.Contains("outside the image folder", e.Message);
+
+        // A linked folder on the way out is caught too; a link that stays inside is fine.
+        Directory.CreateDirectory(Path.Combine(root, "elsewhere"));
+        TestImages.Write(root, "elsewhere/x.png", TestImages.Png(TestImages.Pattern(32, 32)));
+        Directory.CreateSymbolicLink(Path.Combine(images, "linked"), Path.Combine(root, "elsewhere"));
+        string viaFolder = WriteLabels(root, new object[] { new { path = "linked/x.png", prompt = "via a folder link" } });
+        Assert.Contains("outside the image folder", Assert.Throws<InvalidDataException>(() => JsonLabelDataset.Open(viaFolder, images, Lenient)).Message);
+        TestImages.Write(images, "real/y.png", TestImages.Png(TestImages.Pattern(32, 32)));
+        Directory.CreateSymbolicLink(Path.Combine(images, "alias"), Path.Combine(images, "real"));
+        string inside = WriteLabels(root, new object[] { new { path = "alias/y.png", prompt = "link inside" } });
+        Assert.Equal("link inside", JsonLabelDataset.Open(inside, images, Lenient).Items[0].Caption);
     }
 
     [Fact]
