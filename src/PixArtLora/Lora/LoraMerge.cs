@@ -30,6 +30,22 @@ public static class LoraMerge
     /// <summary>diffusers' default <c>max_shard_size</c> ("10GB").</summary>
     public const long DefaultMaxShardBytes = 10_000_000_000;
 
+    /// <summary>Parses a shard size the way diffusers' <c>max_shard_size</c> reads: <c>10GB</c> (10⁹ bytes each), <c>500MB</c>, <c>2GiB</c>, or bytes.</summary>
+    public static long ParseSize(string text)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        if (!m.Success) throw new ArgumentException($"size '{text}' is not a number of bytes or a size like 10GB, 500MB, 2GiB");
+        double n = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        string unit = m.Groups[2].Value.ToUpperInvariant();
+        double factor = unit switch
+        {
+            "" or "B" => 1, "KB" => 1e3, "MB" => 1e6, "GB" => 1e9, "TB" => 1e12,
+            "KIB" => 1L << 10, "MIB" => 1L << 20, "GIB" => 1L << 30, _ => 1L << 40,
+        };
+        long bytes = (long)(n * factor);
+        return bytes > 0 ? bytes : throw new ArgumentException($"size '{text}' must be positive");
+    }
+
     /// <summary><paramref name="weight"/> plus the updates, computed in fp32, returned as a new tensor of <paramref name="weight"/>'s dtype.</summary>
     public static Tensor MergeWeight(Tensor weight, IEnumerable<(LoraModule Module, double Strength)> updates)
     {

@@ -5,6 +5,7 @@ namespace PixArtLora.Lora;
 /// <summary>
 /// The factors of one adapted Linear: <see cref="Down"/> = A [r, in], <see cref="Up"/> = B [out, r], and alpha such that
 /// the weight update is (alpha / r) · B·A. rsLoRA files are folded in on reading (alpha·√r), so one rule holds everywhere.
+/// The module owns its two tensors (they leave any dispose scope) and frees them in <see cref="Dispose"/>.
 /// </summary>
 public sealed class LoraModule : IDisposable
 {
@@ -16,8 +17,8 @@ public sealed class LoraModule : IDisposable
     {
         if (down.dim() != 2 || up.dim() != 2 || up.shape[1] != down.shape[0])
             throw new ArgumentException($"LoRA factors A [{string.Join(", ", down.shape)}], B [{string.Join(", ", up.shape)}]: expected A [r, in] and B [out, r]");
-        Down = down;
-        Up = up;
+        Down = down.DetachFromDisposeScope();
+        Up = up.DetachFromDisposeScope();
         Alpha = alpha;
     }
 

@@ -141,13 +141,20 @@ sealed class TinyPixArtLikeModel : Module<Tensor, Tensor, Tensor>
     {
         Dim = dim;
         CaptionDim = captionDim;
-        manual_seed(seed);
         transformer_blocks = new ModuleList<TinyBlock>(Enumerable.Range(0, blocks).Select(_ => new TinyBlock(dim)).ToArray());
         adaln_single = new TinyAdaLayerNormSingle(dim, dim);
         caption_projection = new TinyCaptionProjection(captionDim, dim);
         proj_out = Linear(dim, outDim);
         pos_embed = new TinyPatchEmbed();
         RegisterComponents();
+        // Weights from a private generator: tests run in parallel, and the global RNG would give two "identical" models different weights.
+        using var g = new Generator((ulong)seed);
+        using var noGrad = no_grad();
+        foreach (var p in parameters())
+        {
+            using var r = randn(p.shape, generator: g);
+            p.copy_(r.mul(0.5 / Math.Sqrt(p.shape[^1])));
+        }
     }
 
     public override Tensor forward(Tensor x, Tensor caption)
