@@ -15,10 +15,12 @@ public static class MergeVerb
         var output = CliOptions.Create<string>("--output", "folder to write the merged transformer to (config.json + safetensors); replaced atomically");
         output.Required = true;
         var shardSize = CliOptions.Create<string>("--max_shard_size", "largest safetensors shard, e.g. 10GB or 500MB", "10GB");
+        var verify = CliOptions.Create<bool>("--verify", "afterwards, run base + LoRA (un-merged) and the merged model on a random input and report the max difference");
+        var device = CliOptions.Create<string>("--device", "device for --verify: cpu | cuda", "cpu");
 
         var command = new Command("merge", "Merge LoRAs into a base transformer: W' = W + strength · (alpha/r) · B·A, computed in fp32, stored in the base dtype.")
         {
-            baseModel, loras, output, shardSize,
+            baseModel, loras, output, shardSize, verify, device,
         };
         command.SetAction(parse =>
         {
@@ -28,6 +30,12 @@ public static class MergeVerb
             foreach (var w in report.Warnings) Console.Error.WriteLine($"warning: {w}");
             Console.WriteLine($"merged {report.WeightsChanged} weights of {report.TensorsWritten} tensors into {report.Output}");
             foreach (var f in report.Files) Console.WriteLine($"  {Path.GetFileName(f)}");
+            if (parse.GetValue(verify))
+            {
+                var v = LoraMergeVerify.Verify(parse.GetValue(baseModel)!, sources, report.Output, TorchSharp.torch.device(parse.GetValue(device)!));
+                Console.WriteLine($"verify on a random latent [{string.Join(", ", v.LatentShape)}]: max |base+LoRA − merged| = {v.MaxAbsDifference:G3} " +
+                                  $"(the LoRA changes the output by up to {v.MaxAbsAdapterEffect:G3}; outputs up to {v.MaxAbsOutput:G3})");
+            }
             return 0;
         });
         return command;

@@ -36,7 +36,9 @@ public static class LoraFile
     /// warning in <see cref="LoraWeights.Warnings"/>). Keys that match no layer or shapes that do not fit are an error
     /// (with <paramref name="strict"/> false only when nothing at all fits; the rest are skipped with a warning).
     /// </summary>
-    public static LoraWeights Read(string path, LoraTargetCatalog model, bool strict = true) => LoraFileReader.Read(path, model, strict);
+    /// <param name="adapterConfigPath">An adapter_config.json to take alpha from when it is not beside the file.</param>
+    public static LoraWeights Read(string path, LoraTargetCatalog model, bool strict = true, string? adapterConfigPath = null) =>
+        LoraFileReader.Read(path, model, strict, adapterConfigPath);
 
     /// <summary>
     /// Writes <paramref name="weights"/> as one ComfyUI/diffusers-friendly .safetensors file, atomically. Factors are stored in

@@ -20,9 +20,11 @@ internal static class LoraFileReader
 
     const int ListedKeys = 8;
 
-    public static LoraWeights Read(string path, LoraTargetCatalog model, bool strict)
+    public static LoraWeights Read(string path, LoraTargetCatalog model, bool strict, string? explicitConfig = null)
     {
         var (file, configPath) = Locate(path);
+        if (explicitConfig != null)
+            configPath = File.Exists(explicitConfig) ? explicitConfig : throw new FileNotFoundException($"adapter config not found: {explicitConfig}", explicitConfig);
         var config = configPath != null ? AdapterConfigJson.Read(configPath) : null;
         using var st = SafetensorsFile.Open(file);
         var warnings = new List<string>();

@@ -32,9 +32,15 @@ public class LoraCliTests
     {
         string dir = TestPaths.NewTempDir("cli-merge");
         string merged = Path.Combine(dir, "merged");
-        var (code, stdout, stderr) = Lora("merge", "--base", Case(), "--lora", Case("adapter") + ":1", "--output", merged);
+        var (code, stdout, stderr) = Lora("merge", "--base", Case(), "--lora", Case("adapter") + ":1", "--output", merged, "--verify");
         Assert.True(code == 0, stderr);
         Assert.Contains("merged 16 weights", stdout);
+        var verify = System.Text.RegularExpressions.Regex.Match(stdout, @"max \|base\+LoRA − merged\| = (\S+) \(the LoRA changes the output by up to (\S+);");
+        Assert.True(verify.Success, stdout);
+        double diff = double.Parse(verify.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        double effect = double.Parse(verify.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(diff, 0, 1e-4);
+        Assert.True(effect > 0.1, $"the reference adapter should matter: {effect}");
 
         using (var a = SafetensorsCheckpoint.Open(merged))
         using (var e = SafetensorsCheckpoint.Open(Case("merged", "transformer")))
