@@ -5,8 +5,10 @@ using PixArtLora.Cli;
 var root = new RootCommand("PixArtLora: LoRA and full fine-tuning, inference and merging for PixArt-α and PixArt-Σ.");
 foreach (var verb in new Command[]
          {
-             MergeVerb.Create(),
-             ExtractVerb.Create(),
+             PixArtLora.Cli.Verbs.ModelsVerb.Create(),
+             PixArtLora.Cli.Verbs.InspectVerb.Create(),
+             PixArtLora.Cli.Verbs.MergeVerb.Create(),
+             PixArtLora.Cli.Verbs.ExtractVerb.Create(),
          })
     root.Subcommands.Add(verb);
 

@@ -4,7 +4,7 @@ using PixArtLora.IO;
 using PixArtLora.Lora;
 using TorchSharp;
 
-namespace PixArtLora.Cli;
+namespace PixArtLora.Cli.Verbs;
 
 /// <summary><c>lora extract</c>: a LoRA of a given rank from a full fine-tune and its base, by truncated SVD of each weight change.</summary>
 public static class ExtractVerb

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using PixArtLora.Lora;
 
-namespace PixArtLora.Cli;
+namespace PixArtLora.Cli.Verbs;
 
 /// <summary><c>lora merge</c>: bakes one or more LoRAs into a base transformer and writes it in diffusers layout.</summary>
 public static class MergeVerb

@@ -67,18 +67,20 @@ public static class LoraMerge
     /// diffusers layout (config.json + <c>diffusion_pytorch_model</c> safetensors, sharded with an index above
     /// <paramref name="maxShardBytes"/>). The folder appears only when complete. Every adapter must fit the base (see <see cref="LoraFile.Read"/>).
     /// </summary>
+    /// <param name="fetch">Turns a registry variant's transformer into a local folder when <paramref name="baseFolder"/> names one (see <see cref="TransformerFolder.Resolve"/>).</param>
     public static LoraMergeReport MergeCheckpoint(string baseFolder, IReadOnlyList<LoraMergeSource> loras, string outputFolder,
-        long maxShardBytes = DefaultMaxShardBytes, Action<string>? log = null)
+        long maxShardBytes = DefaultMaxShardBytes, Action<string>? log = null, Func<Registry.HubComponent, string>? fetch = null)
     {
         if (loras.Count == 0) throw new ArgumentException("no LoRA given to merge");
-        string transformer = TransformerFolder.Resolve(baseFolder);
+        string transformer = TransformerFolder.Resolve(baseFolder, fetch);
         string outFull = Path.GetFullPath(outputFolder).TrimEnd(Path.DirectorySeparatorChar);
         string baseFull = Path.GetFullPath(transformer).TrimEnd(Path.DirectorySeparatorChar);
         if (outFull == baseFull || baseFull.StartsWith(outFull + Path.DirectorySeparatorChar, StringComparison.Ordinal))
             throw new ArgumentException($"--output {outputFolder} would replace the base model it reads from ({transformer}); choose another folder");
 
         using var ckpt = SafetensorsCheckpoint.Open(transformer, TransformerFolder.WeightsBaseName);
-        var catalog = LoraTargetCatalog.FromCheckpoint(ckpt, $"the transformer in {transformer}");
+        var catalog = LoraTargetCatalog.FromCheckpoint(ckpt, TransformerFolder.Describe(transformer));
+        var baseVariant = TransformerFolder.Identify(transformer);
         var adapters = new List<(LoraWeights Weights, double Strength)>();
         var warnings = new List<string>();
         try
@@ -88,6 +90,7 @@ public static class LoraMerge
                 var w = LoraFile.Read(src.Path, catalog);
                 adapters.Add((w, src.Strength));
                 warnings.AddRange(w.Warnings);
+                if (TransformerFolder.BaseModelMismatch(w, baseVariant) is { } mismatch) warnings.Add(mismatch);
                 log?.Invoke($"{src.Path}: {w.Modules.Count} modules, rank {w.UniformRank?.ToString() ?? "mixed"}, strength {src.Strength}");
             }
             var updates = new Dictionary<string, List<(LoraModule, double)>>(StringComparer.Ordinal);

@@ -18,7 +18,8 @@ public static class LoraMergeVerify
     /// both computing in fp32 on <paramref name="device"/>, and compares their outputs on a random latent (at most 32×32),
     /// caption and timestep drawn from <paramref name="seed"/>.
     /// </summary>
-    public static LoraMergeVerification Verify(string baseFolder, IReadOnlyList<LoraMergeSource> loras, string mergedFolder, Device? device = null, long seed = 0)
+    public static LoraMergeVerification Verify(string baseFolder, IReadOnlyList<LoraMergeSource> loras, string mergedFolder, Device? device = null,
+        long seed = 0, Func<Registry.HubComponent, string>? fetch = null)
     {
         device ??= CPU;
         using var scope = NewDisposeScope();
@@ -26,14 +27,14 @@ public static class LoraMergeVerify
         Tensor withAdapters, plain;
         long[] latentShape;
         (Tensor X, Tensor Caption, Tensor T, Tensor? Res, Tensor? Ar) inputs;
-        using (var model = PixArtTransformer2DModel.FromPretrained(TransformerFolder.Resolve(baseFolder), device))
+        using (var model = PixArtTransformer2DModel.FromPretrained(TransformerFolder.Resolve(baseFolder, fetch), device))
         {
             model.eval();
             inputs = RandomInputs(model.Config, device, seed);
             latentShape = inputs.X.shape;
             plain = Run(model, inputs);
             using var net = LoraNetwork.Attach(model);
-            var catalog = net.Catalog($"the transformer in {baseFolder}");
+            var catalog = net.Catalog(TransformerFolder.Describe(TransformerFolder.Resolve(baseFolder, fetch)));
             for (int i = 0; i < loras.Count; i++)
             {
                 using var w = LoraFile.Read(loras[i].Path, catalog);

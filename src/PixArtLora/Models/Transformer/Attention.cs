@@ -28,6 +28,12 @@ public sealed class Attention : nn.Module
 
     /// <param name="queryDim">Width of the hidden states (and of the output).</param>
     /// <param name="contextDim">Width of the context for cross-attention; null for self-attention.</param>
+    /// <param name="heads">Number of attention heads.</param>
+    /// <param name="headDim">Width of each head.</param>
+    /// <param name="bias">Whether to_q, to_k, to_v have biases (config attention_bias); to_out.0 always has one.</param>
+    /// <param name="dropout">Dropout after the output projection (0 in PixArt).</param>
+    /// <param name="device">Where the parameters live (torch.META builds nothing).</param>
+    /// <param name="dtype">Parameter dtype.</param>
     public Attention(int queryDim, int? contextDim, int heads, int headDim, bool bias, double dropout, Device? device = null, ScalarType? dtype = null)
         : base(nameof(Attention))
     {

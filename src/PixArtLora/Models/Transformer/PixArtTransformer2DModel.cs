@@ -53,6 +53,16 @@ public sealed class PixArtTransformer2DModel : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>Builds <paramref name="config"/>'s model on the meta device (no memory) and lists its tensors.</summary>
+    public static IReadOnlyList<TensorInfo> DescribeParameters(PixArtTransformerConfig config)
+    {
+        using var model = new PixArtTransformer2DModel(config, META);
+        return TensorListing.Of(model);
+    }
+
+    /// <summary>Number of parameters of a model with <paramref name="config"/> (computed on the meta device).</summary>
+    public static long CountParameters(PixArtTransformerConfig config) => DescribeParameters(config).Sum(t => t.ElementCount);
+
     /// <summary>
     /// Loads a diffusers transformer: a folder with <c>config.json</c> and <c>diffusion_pytorch_model*.safetensors</c>
     /// (sharded or not), or a pipeline folder holding such a <c>transformer/</c> subfolder. Strict: every key must match.
@@ -98,11 +108,13 @@ public sealed class PixArtTransformer2DModel : nn.Module
     }
 
     /// <summary>
-    /// Predicts noise and variance for latents <paramref name="hiddenStates"/> [B, in_channels, H, W] at
-    /// <paramref name="timestep"/> ([B] or a scalar; may be fractional), conditioned on caption features
-    /// <paramref name="encoderHiddenStates"/> [B, L, caption_channels]. Returns [B, out_channels, H, W] (channels
-    /// 0..3 noise, 4..7 learned variance) in the dtype of <paramref name="hiddenStates"/>.
+    /// Predicts noise and variance for the latents at the given timesteps, conditioned on caption features.
+    /// Returns [B, out_channels, H, W] (channels 0..3 noise, 4..7 learned variance) in the dtype of
+    /// <paramref name="hiddenStates"/>. Any H, W divisible by the patch size (non-square included).
     /// </summary>
+    /// <param name="hiddenStates">Latents [B, in_channels, H, W] (already multiplied by the VAE scaling factor).</param>
+    /// <param name="encoderHiddenStates">T5 features [B, L, caption_channels], before caption_projection.</param>
+    /// <param name="timestep">Diffusion timesteps [B] or a scalar; may be fractional.</param>
     /// <param name="encoderAttentionMask">[B, L] with 1 = token, 0 = padding (or an additive bias [B, 1, L]); null attends to every token.</param>
     /// <param name="resolution">α-MS micro-condition: [B, 2] image (height, width) in pixels. Required iff the config uses additional conditions.</param>
     /// <param name="aspectRatio">α-MS micro-condition: [B, 1] height / width.</param>
