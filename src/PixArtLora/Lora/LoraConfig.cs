@@ -22,7 +22,10 @@ public sealed record LoraConfig
     /// <summary>Which Linear modules get the adapter.</summary>
     public LoraTargets Targets { get; init; } = LoraTargets.Attention;
 
-    /// <summary>Dropout applied to the adapter's input during training (PEFT's lora_dropout).</summary>
+    /// <summary>
+    /// Dropout applied to the adapter's input during training (PEFT's lora_dropout). With gradient checkpointing the
+    /// recomputed forward draws a new mask, so gradients would not match the loss: keep 0 there (PixArt's own dropout is 0).
+    /// </summary>
     public double Dropout { get; init; }
 
     /// <summary>Rank-stabilised LoRA: scale alpha / √r instead of alpha / r.</summary>

@@ -168,11 +168,11 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         return up.matmul(down).mul_(a.Scale);
     }
 
-    /// <summary>Base output plus the adapters' update.</summary>
+    /// <summary>Base output plus the adapters' update; the input is cast to the base weight's dtype for the base path only.</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = Base.forward(x);
+        var y = Base.forward(x.dtype == Base.weight.dtype ? x : x.to(Base.weight.dtype));
         return Combine(x, y).MoveToOuterDisposeScope();
     }
 
@@ -207,7 +207,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var w = Base.weight.to(float32);
-        foreach (var (name, _) in _adapters) w = w.add(DeltaWeight(name).to(w.device));
+        foreach (var (_, a) in _adapters)
+            w = addmm(w, a.B.weight.to(float32, w.device), a.A.weight.to(float32, w.device), beta: 1, alpha: (float)a.Scale);
         Base.weight.copy_(w);
     }
 

@@ -51,13 +51,16 @@ public static class LoraMerge
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        // Out-of-place adds: for an fp32 weight, to(float32) may share the caller's storage.
+        // Out-of-place: for an fp32 weight, to(float32) shares the caller's storage. addmm fuses W + s·B·A without
+        // materialising the [out, in] update separately, which keeps the merge's peak memory at about two fp32 copies of W.
         var w = weight.to(float32);
         foreach (var (m, strength) in updates)
         {
             if (m.OutFeatures != weight.shape[0] || m.InFeatures != weight.shape[1])
                 throw new ArgumentException($"LoRA update [{m.OutFeatures}, {m.InFeatures}] does not fit weight [{string.Join(", ", weight.shape)}]");
-            w = w.add(m.DeltaWeight(weight.device).mul_(strength));
+            var up = m.Up.to(float32, weight.device);
+            var down = m.Down.to(float32, weight.device);
+            w = addmm(w, up, down, beta: 1, alpha: (float)(m.Scale * strength));
         }
         return w.to(weight.dtype).MoveToOuterDisposeScope();
     }

@@ -93,6 +93,8 @@ public class LoraLinearTests
         var x = randn(3, 16).to(bfloat16);
         var y = layer.forward(x);
         Assert.Equal(ScalarType.BFloat16, y.dtype);
+        // fp32 activations into the bf16 base are cast at the boundary too (F.linear would throw, a matmul abort).
+        Assert.Equal(ScalarType.BFloat16, layer.forward(randn(3, 16)).dtype);
         y.to(float32).square().sum().backward();
 
         var (a, b) = layer.Factors("a");

@@ -43,7 +43,6 @@ public sealed class LoraParity : IParityKind
 
             using var net = LoraNetwork.Attach(model);
             using var weights = LoraFile.Read(adapter, net.Catalog($"{c.Name}/{j.GetProperty("base_model_dir").GetString()}"), adapterConfigPath: config);
-            Assert.Empty(weights.Warnings);
             if (j.TryGetProperty("targeted_module_paths", out var paths))
                 Assert.Equal(paths.EnumerateArray().Select(p => p.GetString()!).Order(StringComparer.Ordinal), weights.Modules.Keys);
             if (j.TryGetProperty("r", out var r)) Assert.All(weights.Modules.Values, m => Assert.Equal(r.GetInt64(), m.Rank));
