@@ -9,6 +9,8 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.InspectVerb.Create(),
              PixArtLora.Cli.Verbs.ConvertVerb.Create(),
              PixArtLora.Cli.Verbs.DownloadVerb.Create(),
+             PixArtLora.Cli.Verbs.MergeVerb.Create(),
+             PixArtLora.Cli.Verbs.ExtractVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
