@@ -12,6 +12,8 @@ public sealed class InferSettings
 {
     [JsonPropertyName("model_id"), SettingAlias("pretrained_model_name_or_path", "model"), SettingHelp("registry variant, Hugging Face id or local diffusers folder")]
     public string Model { get; set; } = "sigma-512-ms";
+    [JsonPropertyName("components_from"), SettingHelp("where text encoder, tokenizer, VAE and scheduler come from when model_id is a bare transformer folder (registry id, pipeline folder or Hugging Face id)")]
+    public string? ComponentsFrom { get; set; }
     [JsonPropertyName("checkpoint"), SettingHelp("a full fine-tuned or merged transformer (folder or .safetensors) replacing the base one")]
     public string? Checkpoint { get; set; }
     [JsonPropertyName("lora_path"), SettingAlias("lora"), SettingHelp("LoRA file(s); a path may end with :scale")]
