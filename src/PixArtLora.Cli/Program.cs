@@ -5,6 +5,7 @@ using PixArtLora.Cli;
 var root = new RootCommand("PixArtLora: LoRA and full fine-tuning, inference and merging for PixArt-α and PixArt-Σ.");
 foreach (var verb in new Command[]
          {
+             PixArtLora.Cli.Verbs.ServeVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
