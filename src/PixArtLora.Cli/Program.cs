@@ -11,6 +11,7 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.DownloadVerb.Create(),
              PixArtLora.Cli.Verbs.MergeVerb.Create(),
              PixArtLora.Cli.Verbs.ExtractVerb.Create(),
+             PixArtLora.Cli.Verbs.ServeVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
