@@ -25,8 +25,8 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
 #pragma warning disable IDE1006 // Hugging Face key names
     readonly VaeEncoder encoder;
     readonly VaeDecoder decoder;
-    readonly Conv2d? quant_conv;
-    readonly Conv2d? post_quant_conv;
+    readonly VaeConv2d? quant_conv;
+    readonly VaeConv2d? post_quant_conv;
 #pragma warning restore IDE1006
 
     public AutoencoderKLConfig Config { get; }
@@ -51,9 +51,9 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         encoder = new VaeEncoder(config, device, type);
         decoder = new VaeDecoder(config, device, type);
         if (config.UseQuantConv)
-            quant_conv = nn.Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, 1, device: device, dtype: type);
+            quant_conv = new VaeConv2d(2 * config.LatentChannels, 2 * config.LatentChannels, 1, device: device, dtype: type);
         if (config.UsePostQuantConv)
-            post_quant_conv = nn.Conv2d(config.LatentChannels, config.LatentChannels, 1, device: device, dtype: type);
+            post_quant_conv = new VaeConv2d(config.LatentChannels, config.LatentChannels, 1, device: device, dtype: type);
         RegisterComponents();
         // This project never trains the VAE; frozen parameters keep autograd from recording its activations.
         foreach (var p in parameters()) p.requires_grad = false;

@@ -13,22 +13,22 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face key names
     readonly GroupNorm norm1;
-    readonly Conv2d conv1;
+    readonly VaeConv2d conv1;
     readonly GroupNorm norm2;
-    readonly Conv2d conv2;
-    readonly Conv2d? conv_shortcut;
+    readonly VaeConv2d conv2;
+    readonly VaeConv2d? conv_shortcut;
 #pragma warning restore IDE1006
     readonly Func<Tensor, Tensor> _act;
 
     public ResnetBlock2D(long inChannels, long outChannels, long groups, double eps, string actFn,
         Device? device = null, ScalarType? dtype = null) : base(nameof(ResnetBlock2D))
     {
-        norm1 = nn.GroupNorm(groups, inChannels, eps, affine: true, device: device, dtype: dtype);
-        conv1 = nn.Conv2d(inChannels, outChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
-        norm2 = nn.GroupNorm(groups, outChannels, eps, affine: true, device: device, dtype: dtype);
-        conv2 = nn.Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        norm1 = InitializedGroupNorm.Create(groups, inChannels, eps, device, dtype);
+        conv1 = new VaeConv2d(inChannels, outChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        norm2 = InitializedGroupNorm.Create(groups, outChannels, eps, device, dtype);
+        conv2 = new VaeConv2d(outChannels, outChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         if (inChannels != outChannels)
-            conv_shortcut = nn.Conv2d(inChannels, outChannels, 1, stride: 1, device: device, dtype: dtype);
+            conv_shortcut = new VaeConv2d(inChannels, outChannels, 1, stride: 1, device: device, dtype: dtype);
         _act = VaeActivation.Get(actFn);
         RegisterComponents();
     }

@@ -8,12 +8,12 @@ namespace PixArtLora.Models.Vae;
 public sealed class Upsample2D : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face key names
-    readonly Conv2d conv;
+    readonly VaeConv2d conv;
 #pragma warning restore IDE1006
 
     public Upsample2D(long channels, Device? device = null, ScalarType? dtype = null) : base(nameof(Upsample2D))
     {
-        conv = nn.Conv2d(channels, channels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv = new VaeConv2d(channels, channels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         RegisterComponents();
     }
 

@@ -11,11 +11,11 @@ namespace PixArtLora.Models.Vae;
 public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Hugging Face key names
-    readonly Conv2d conv_in;
+    readonly VaeConv2d conv_in;
     readonly ModuleList<UpDecoderBlock2D> up_blocks;
     readonly UNetMidBlock2D mid_block;
     readonly GroupNorm conv_norm_out;
-    readonly Conv2d conv_out;
+    readonly VaeConv2d conv_out;
 #pragma warning restore IDE1006
 
     public VaeDecoder(AutoencoderKLConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(VaeDecoder))
@@ -23,15 +23,15 @@ public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
         var reversed = config.BlockOutChannels.Reverse().ToArray();
         int groups = config.NormNumGroups;
         double eps = VaeEncoder.NormEps;
-        conv_in = nn.Conv2d(config.LatentChannels, reversed[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv_in = new VaeConv2d(config.LatentChannels, reversed[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
         mid_block = new UNetMidBlock2D(reversed[0], groups, eps, config.ActFn, config.MidBlockAddAttention, device, dtype);
         var blocks = new UpDecoderBlock2D[reversed.Length];
         for (int i = 0; i < reversed.Length; i++)
             blocks[i] = new UpDecoderBlock2D(i == 0 ? reversed[0] : reversed[i - 1], reversed[i], config.LayersPerBlock + 1,
                 groups, eps, config.ActFn, addUpsample: i < reversed.Length - 1, device, dtype);
         up_blocks = nn.ModuleList(blocks);
-        conv_norm_out = nn.GroupNorm(groups, reversed[^1], eps, affine: true, device: device, dtype: dtype);
-        conv_out = nn.Conv2d(reversed[^1], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv_norm_out = InitializedGroupNorm.Create(groups, reversed[^1], eps, device, dtype);
+        conv_out = new VaeConv2d(reversed[^1], config.OutChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         RegisterComponents();
     }
 

@@ -14,26 +14,26 @@ public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
     internal const double NormEps = 1e-6;
 
 #pragma warning disable IDE1006 // Hugging Face key names
-    readonly Conv2d conv_in;
+    readonly VaeConv2d conv_in;
     readonly ModuleList<DownEncoderBlock2D> down_blocks;
     readonly UNetMidBlock2D mid_block;
     readonly GroupNorm conv_norm_out;
-    readonly Conv2d conv_out;
+    readonly VaeConv2d conv_out;
 #pragma warning restore IDE1006
 
     public VaeEncoder(AutoencoderKLConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(VaeEncoder))
     {
         var ch = config.BlockOutChannels;
         int groups = config.NormNumGroups;
-        conv_in = nn.Conv2d(config.InChannels, ch[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv_in = new VaeConv2d(config.InChannels, ch[0], 3, stride: 1, padding: 1, device: device, dtype: dtype);
         var blocks = new DownEncoderBlock2D[ch.Length];
         for (int i = 0; i < ch.Length; i++)
             blocks[i] = new DownEncoderBlock2D(i == 0 ? ch[0] : ch[i - 1], ch[i], config.LayersPerBlock, groups, NormEps,
                 config.ActFn, addDownsample: i < ch.Length - 1, device, dtype);
         down_blocks = nn.ModuleList(blocks);
         mid_block = new UNetMidBlock2D(ch[^1], groups, NormEps, config.ActFn, config.MidBlockAddAttention, device, dtype);
-        conv_norm_out = nn.GroupNorm(groups, ch[^1], NormEps, affine: true, device: device, dtype: dtype);
-        conv_out = nn.Conv2d(ch[^1], 2 * config.LatentChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
+        conv_norm_out = InitializedGroupNorm.Create(groups, ch[^1], NormEps, device, dtype);
+        conv_out = new VaeConv2d(ch[^1], 2 * config.LatentChannels, 3, stride: 1, padding: 1, device: device, dtype: dtype);
         RegisterComponents();
     }
 
