@@ -57,6 +57,21 @@ public class FeatureStoreTests
     }
 
     [Fact]
+    public void PendingEntriesSurviveTheDisposeScopesTheyWerePutIn()
+    {
+        var dir = TestPaths.NewTempDir("cache");
+        using var store = FeatureStore.Open(dir);
+        using (NewDisposeScope())
+        {
+            using (NewDisposeScope()) store.Put("k", new Dictionary<string, Tensor> { ["x"] = arange(5) });
+        }
+        store.Flush();
+        using var scope = NewDisposeScope();
+        Assert.True(store.TryGet("k", out var got));
+        TensorAssert.Equal(got["x"], arange(5), "x");
+    }
+
+    [Fact]
     public void MissingShardIsAClearError()
     {
         using var scope = NewDisposeScope();
