@@ -12,6 +12,7 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.MergeVerb.Create(),
              PixArtLora.Cli.Verbs.ExtractVerb.Create(),
              PixArtLora.Cli.Verbs.InferVerb.Create(),
+             PixArtLora.Cli.Verbs.ServeVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
