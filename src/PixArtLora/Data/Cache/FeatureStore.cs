@@ -86,8 +86,9 @@ public sealed class FeatureStore : IDisposable
             if (name.Contains('/')) throw new ArgumentException($"feature name '{name}' may not contain '/'");
         var copy = tensors.ToDictionary(kv => kv.Key, kv =>
         {
+            // Pending tensors live until Flush, beyond any dispose scope the caller may be in.
             var t = kv.Value.detach().cpu().contiguous().clone();
-            t.MoveToOuterDisposeScope();
+            t.DetachFromDisposeScope();
             return t;
         });
         if (_pending.Remove(key, out var old)) foreach (var t in old.Values) t.Dispose();

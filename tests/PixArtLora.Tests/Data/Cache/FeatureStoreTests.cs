@@ -68,3 +68,19 @@ public class FeatureStoreTests
         Assert.Contains("missing", ex.Message);
     }
 }
+
+public class FeatureStorePendingScopeTests
+{
+    [Fact]
+    public void PendingEntriesOutliveTheCallersDisposeScope()
+    {
+        var dir = TestPaths.NewTempDir("cache");
+        using var store = FeatureStore.Open(dir);
+        using (var outer = NewDisposeScope())
+        using (var inner = NewDisposeScope())
+            store.Put("k", new Dictionary<string, Tensor> { ["x"] = arange(3) });
+        store.Flush();
+        Assert.True(store.TryGet("k", out var got));
+        Assert.Equal(new long[] { 0, 1, 2 }, got["x"].data<long>().ToArray());
+    }
+}
