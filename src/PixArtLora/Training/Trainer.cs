@@ -81,13 +81,17 @@ public static class Trainer
             metrics.TensorBoard?.MarkSessionStart(position.GlobalStep);
             metrics.TensorBoard?.AddText("settings", File.ReadAllText(Path.Combine(plan.OutputDir, SettingsFileName)), position.GlobalStep);
 
-            var validationImages = new List<string>();
+            var validation = s.ValidationPrompt.Length == 0 ? null : new TrainingValidation
+            {
+                Plan = plan, Model = model, Vae = feed.Vae, Scheduler = SchedulerOf(files), Variant = files.Variant, Tokens = tokens,
+                Encode = feed.EncodePrompts, Ema = ema, TensorBoard = metrics.TensorBoard, Log = progress.Message,
+            };
             var loop = new TrainingLoop
             {
                 Plan = plan, Model = model, Batches = feed, Objective = objective, Optimizer = optimizer, Schedule = schedule,
                 Ema = ema, Random = random, Metrics = metrics, Progress = progress, Stop = stop,
                 VaeScalingFactor = VaeScalingFactor(files), TotalSteps = totalSteps, TotalEpochs = epochs,
-                CheckpointFacts = facts, AfterStep = options.AfterStep,
+                CheckpointFacts = facts, AfterStep = options.AfterStep, Validate = validation is null ? null : validation.Run,
             };
             var (reason, end) = loop.Run(position, resumeFrom);
 
@@ -96,6 +100,7 @@ public static class Trainer
             {
                 outputs = model.SaveOutputs(plan.OutputDir, OutputMetadata(plan, files, end), ema);
                 foreach (var path in outputs.All) log($"wrote {path}");
+                validation?.Run(end.GlobalStep, (int)end.Epoch);
                 options.OnTrained?.Invoke(model, ema);
             }
             loop.Memory.Sample();
@@ -111,7 +116,7 @@ public static class Trainer
             return new TrainingResult
             {
                 OutputDir = plan.OutputDir, GlobalStep = end.GlobalStep, TotalSteps = totalSteps, StopReason = reason, Outputs = outputs,
-                LastCheckpoint = loop.LastCheckpoint, ResumedFrom = resumeFrom, Losses = loop.Losses, ValidationImages = validationImages,
+                LastCheckpoint = loop.LastCheckpoint, ResumedFrom = resumeFrom, Losses = loop.Losses, ValidationImages = validation?.Images ?? new List<string>(),
                 Elapsed = clock.Elapsed, PeakResidentBytes = loop.Memory.PeakResidentBytes, TrainableParameters = model.TrainableCount,
             };
         }
@@ -205,16 +210,21 @@ public static class Trainer
         catch { transformer.Dispose(); throw; }
     }
 
+    static SchedulerConfig SchedulerOf(TrainingModelFiles files) =>
+        files.SchedulerFolder is { } folder && File.Exists(Path.Combine(folder, "scheduler_config.json"))
+            ? SchedulerConfig.Load(Path.Combine(folder, "scheduler_config.json"))
+            : SchedulerConfig.Empty;
+
     static TrainingObjective CreateObjective(TrainingPlan plan, TrainingModelFiles files, PixArtTransformerConfig config)
     {
         var s = plan.Settings;
         if (plan.Loss == DiffusionLoss.MseVb && config.ResolvedOutChannels != 2 * config.InChannels)
             throw new ArgumentException($"--loss mse+vb trains the learned variance, but this transformer predicts {config.ResolvedOutChannels} " +
                                         $"channels for {config.InChannels} latent channels (no variance output); use --loss mse");
-        SchedulerConfig? scheduler = files.SchedulerFolder is { } folder && File.Exists(Path.Combine(folder, "scheduler_config.json"))
-            ? SchedulerConfig.Load(Path.Combine(folder, "scheduler_config.json")) : null;
-        var noise = scheduler is null ? NoiseSchedule.PixArtDefault() : NoiseSchedule.FromConfig(scheduler);
-        return new TrainingObjective(noise, plan.Loss, s.SnrGamma, s.NoiseOffset, scheduler?.PredictionType ?? "epsilon");
+        var scheduler = SchedulerOf(files);
+        // PixArt trains on linear betas 1e-4..0.02 over 1000 steps, which is also what its scheduler configs state.
+        var noise = ReferenceEquals(scheduler, SchedulerConfig.Empty) ? NoiseSchedule.PixArtDefault() : NoiseSchedule.FromConfig(scheduler);
+        return new TrainingObjective(noise, plan.Loss, s.SnrGamma, s.NoiseOffset, scheduler.PredictionType ?? "epsilon");
     }
 
     static double VaeScalingFactor(TrainingModelFiles files)

@@ -32,6 +32,17 @@ public sealed class TrainingDataFeed : ITrainingBatches
 
     public int BatchesPerEpoch => _data.Sampler.BatchesPerEpoch;
     public TrainingDataset Data => _data;
+    /// <summary>The VAE, in float32 on the training device (validation decodes with it).</summary>
+    public AutoencoderKL Vae => _vae;
+
+    /// <summary>Caption features of <paramref name="prompts"/> on the CPU, from the cache when possible.</summary>
+    public (Tensor Embeddings, Tensor Mask) EncodePrompts(IReadOnlyList<string> prompts)
+    {
+        if (_textCache is not null) return _textCache.GetOrEncode(prompts, CPU);
+        using var scope = NewDisposeScope();
+        var (embeddings, mask) = _textEncoder!.Encode(prompts);
+        return (embeddings.to(CPU).MoveToOuterDisposeScope(), mask.to(CPU).MoveToOuterDisposeScope());
+    }
     /// <summary>Captions encoded by T5 while preparing (0 when the text cache was complete and T5 was never loaded).</summary>
     public int EncodedCaptions { get; private set; }
     /// <summary>Images encoded by the VAE while preparing (0 when the latent cache was complete).</summary>
@@ -97,7 +108,7 @@ public sealed class TrainingDataFeed : ITrainingBatches
                 for (int i = 0; i < batch.Count; i++)
                 {
                     int row = i;
-                    using var posterior = _latentCache!.GetOrEncode(LatentKey(batch.Items[row]), () => batch.Pixels[row]);
+                    using var posterior = _latentCache!.GetOrEncode(LatentKey(batch.Items[row]), () => batch.Pixels[row].to(_encodeDevice));
                     EncodedImages++;
                 }
             }
@@ -150,7 +161,7 @@ public sealed class TrainingDataFeed : ITrainingBatches
             {
                 int row = i;
                 using var d = _latentCache is not null
-                    ? _latentCache.GetOrEncode(LatentKey(items[row]), () => images.Pixels[row])
+                    ? _latentCache.GetOrEncode(LatentKey(items[row]), () => images.Pixels[row].to(_encodeDevice))
                     : _vae.Encode(images.Pixels[row].unsqueeze(0).to(_encodeDevice));
                 posteriors.Add((d.Mean.to(CPU), d.Std.to(CPU)));
             }
@@ -158,7 +169,7 @@ public sealed class TrainingDataFeed : ITrainingBatches
             aspectRatio = images.AspectRatios.alias();
         }
         var captions = items.Select(i => i.Caption).ToList();
-        var (embeddings, mask) = _textCache is not null ? _textCache.GetOrEncode(captions, CPU) : _textEncoder!.Encode(captions);
+        var (embeddings, mask) = EncodePrompts(captions);
         var batch = new TrainingBatch
         {
             LatentMean = cat(posteriors.Select(p => p.Mean).ToArray(), 0).MoveToOuterDisposeScope(),
