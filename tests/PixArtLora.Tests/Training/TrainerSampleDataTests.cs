@@ -45,11 +45,11 @@ public class TrainerSampleDataTests
     public void The_same_call_writes_the_same_bytes()
     {
         string dir = TestPaths.NewTempDir("shapes-bytes");
-        string a = ShapesDataset.Write(Path.Combine(dir, "a.parquet"), 5, 32);
-        string b = ShapesDataset.Write(Path.Combine(dir, "b.parquet"), 5, 32);
+        string a = ShapesDataset.Write(Path.Combine(dir, "a.parquet"), 5, 64);
+        string b = ShapesDataset.Write(Path.Combine(dir, "b.parquet"), 5, 64);
         var dataset = DatasetResolver.Open(new DatasetSpec { Dataset = a });
         var other = DatasetResolver.Open(new DatasetSpec { Dataset = b });
         Assert.Equal(dataset.Items.Select(i => i.Image.ContentHash()), other.Items.Select(i => i.Image.ContentHash()));
-        Assert.Equal(ShapesDataset.EnsureWritten(dir, 5, 32), ShapesDataset.EnsureWritten(dir, 5, 32));
+        Assert.Equal(ShapesDataset.EnsureWritten(dir, 5, 64), ShapesDataset.EnsureWritten(dir, 5, 64));
     }
 }
