@@ -3,6 +3,7 @@ using PixArtLora.Diffusion;
 using PixArtLora.Training.Logging;
 using PixArtLora.Training.Optimizers;
 using PixArtLora.Training.Schedules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Training.Loop;
