@@ -10,6 +10,11 @@ namespace PixArtLora.Cli;
 /// </summary>
 public static class HubProgressBars
 {
+    /// <summary>Fetches one registry component (repo + subfolder) with progress bars; the fetcher verbs hand to the library.</summary>
+    public static string FetchComponent(PixArtLora.Registry.HubComponent component) =>
+        RunAsync(p => new HubClient(HubOptions.FromEnvironment()).GetFolderAsync(component.Repo, component.Subfolder, progress: p))
+            .GetAwaiter().GetResult();
+
     public static async Task<T> RunAsync<T>(Func<IProgress<HubFileProgress>, Task<T>> work)
     {
         if (!AnsiConsole.Profile.Capabilities.Interactive)

@@ -9,6 +9,8 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.InspectVerb.Create(),
              PixArtLora.Cli.Verbs.ConvertVerb.Create(),
              PixArtLora.Cli.Verbs.DownloadVerb.Create(),
+             PixArtLora.Cli.Verbs.MergeVerb.Create(),
+             PixArtLora.Cli.Verbs.ExtractVerb.Create(),
              PixArtLora.Cli.Verbs.TrainVerb.Create(),
              PixArtLora.Cli.Verbs.CacheVerb.Create(),
              PixArtLora.Cli.Verbs.MakeSampleDatasetVerb.Create(),
