@@ -11,6 +11,7 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.DownloadVerb.Create(),
              PixArtLora.Cli.Verbs.MergeVerb.Create(),
              PixArtLora.Cli.Verbs.ExtractVerb.Create(),
+             PixArtLora.Cli.Verbs.ServeVerb.Create(),
              PixArtLora.Cli.Verbs.TrainVerb.Create(),
              PixArtLora.Cli.Verbs.CacheVerb.Create(),
              PixArtLora.Cli.Verbs.MakeSampleDatasetVerb.Create(),
