@@ -86,7 +86,7 @@ public sealed class FeatureStore : IDisposable
             if (name.Contains('/')) throw new ArgumentException($"feature name '{name}' may not contain '/'");
         var copy = tensors.ToDictionary(kv => kv.Key, kv =>
         {
-            // Pending tensors live until Flush, beyond any dispose scope the caller may be in.
+            // The store owns pending copies until Flush: no caller's dispose scope may free them.
             var t = kv.Value.detach().cpu().contiguous().clone();
             t.DetachFromDisposeScope();
             return t;
