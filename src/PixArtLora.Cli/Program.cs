@@ -7,6 +7,7 @@ foreach (var verb in new Command[]
          {
              PixArtLora.Cli.Verbs.ModelsVerb.Create(),
              PixArtLora.Cli.Verbs.InspectVerb.Create(),
+             PixArtLora.Cli.Verbs.BenchVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
