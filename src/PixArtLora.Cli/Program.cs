@@ -16,6 +16,7 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.TrainVerb.Create(),
              PixArtLora.Cli.Verbs.CacheVerb.Create(),
              PixArtLora.Cli.Verbs.MakeSampleDatasetVerb.Create(),
+             PixArtLora.Cli.Verbs.BenchVerb.Create(),
          })
     root.Subcommands.Add(verb);
 
