@@ -13,6 +13,10 @@ foreach (var verb in new Command[]
              PixArtLora.Cli.Verbs.ExtractVerb.Create(),
              PixArtLora.Cli.Verbs.InferVerb.Create(),
              PixArtLora.Cli.Verbs.ServeVerb.Create(),
+             PixArtLora.Cli.Verbs.TrainVerb.Create(),
+             PixArtLora.Cli.Verbs.CacheVerb.Create(),
+             PixArtLora.Cli.Verbs.MakeSampleDatasetVerb.Create(),
+             PixArtLora.Cli.Verbs.BenchVerb.Create(),
          })
     root.Subcommands.Add(verb);
 

@@ -82,9 +82,7 @@ public static class ServeVerb
 
     // Filled in when the inference pipeline lands: an adapter from PixArtPipeline to IGenerationBackend.
     static Task<IGenerationBackend> CreatePipelineBackend(ServeBackendSettings settings, CancellationToken ct) =>
-        throw new NotSupportedException(
-            $"lora serve: the inference pipeline is not available yet in this build, so '{settings.ModelId}' cannot be loaded; " +
-            "the web server itself is ready and only waits for it");
+        Task.Run<IGenerationBackend>(() => PipelineBackend.Load(settings.ModelId, settings.LoraPaths, settings.Device, settings.Dtype), ct);
 
     static int Positive(int value, string option) =>
         value > 0 ? value : throw new ArgumentException($"{option}: {value}, expected a positive number");

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using PixArtLora.IO;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Models.Vae;

@@ -44,7 +44,9 @@ public sealed class MidBlockAttention : nn.Module<Tensor, Tensor>
         // diffusers computes softmax(q·kᵀ/√C) in float32 then casts back ("upcast_softmax"). PyTorch's fused
         // scaled_dot_product_attention (the default AttnProcessor2_0 on torch 2) gives the same result with float
         // accumulation, without materialising the (H·W)² score matrix: 17 GB in fp32 for a 256×256 latent.
-        var attended = nn.functional.scaled_dot_product_attention(q, k, v);
+        // Given as [B, heads = 1, tokens, C]: libtorch picks its fused (flash) CPU kernel only for 4-D inputs and
+        // falls back to the materialising math path for 3-D ones.
+        var attended = nn.functional.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1);
         q.Dispose(); k.Dispose(); v.Dispose();
         var projected = to_out[0].call(attended);
         attended.Dispose();

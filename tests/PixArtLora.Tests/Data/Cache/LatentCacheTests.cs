@@ -10,11 +10,7 @@ public class LatentCacheTests
 {
     static readonly LatentCacheKey Key = new("3f2a9c", TargetWidth: 24, TargetHeight: 16, CropX: 4, CropY: 0, CropWidth: 24, CropHeight: 16);
 
-    static AutoencoderKL SmallVae(int seed, ScalarType? dtype = null)
-    {
-        manual_seed(seed);
-        return new AutoencoderKL(VaeTestModels.Small(), CPU, dtype);
-    }
+    static AutoencoderKL SmallVae(int seed, ScalarType? dtype = null) => VaeTestModels.Seeded(VaeTestModels.Small(), (ulong)seed, dtype);
 
     static Tensor Pixels(int seed) => rand(new long[] { 3, 16, 24 }, generator: new Generator((ulong)seed)) * 2 - 1;
 

@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Globalization;
+using PixArtLora.Benchmarks;
+using PixArtLora.IO;
+using PixArtLora.Registry;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace PixArtLora.Cli.Verbs;
+
+/// <summary>
+/// <c>lora bench</c>: seconds per step, FLOP utilisation and peak memory of the transformer at a variant, resolution,
+/// dtype and mode (random weights, nothing downloaded); or with <c>--load</c>, the time and memory to load a
+/// checkpoint against simply reading it. Prints a table and writes JSON with <c>--json</c>.
+/// </summary>
+public static class BenchVerb
+{
+    public static Command Create()
+    {
+        var variant = CliOptions.Create<string>("--variant", "Registry variant whose transformer is measured (see `lora models`)", "sigma-512-ms");
+        var resolution = CliOptions.Create<int?>("--resolution", "Square image size in pixels (default: the variant's size)");
+        var dtype = CliOptions.Create<string>("--dtype", "Transformer dtype: fp32 or bf16", "fp32");
+        var mode = CliOptions.Create<string>("--mode", "forward (inference, no autograd) | lora (rank-r adapters on the attention projections, base frozen) | full (every parameter trainable); lora and full run forward+backward", "forward");
+        var checkpointing = CliOptions.Create<bool>("--gradient_checkpointing", "Recompute each block's activations in backward (lora/full)");
+        var steps = CliOptions.Create<int>("--steps", "Timed steps (median and min reported); with --load, timed loads", 3);
+        var warmup = CliOptions.Create<int>("--warmup", "Untimed steps before timing", 1);
+        var batch = CliOptions.Create<int>("--batch_size", "Latents per step (2 = one image with classifier-free guidance)", 1);
+        var rank = CliOptions.Create<int>("--lora_rank", "Adapter rank for --mode lora", 16);
+        var captionTokens = CliOptions.Create<int?>("--caption_tokens", "Caption length (default: the variant's, Σ 300, α 120)");
+        var gemmSize = CliOptions.Create<int>("--gemm_size", "Side of the square matmul that measures this machine's GEMM throughput", 2048);
+        var device = CliOptions.Create<string>("--device", "cpu or cuda[:i]", "cpu");
+        var seed = CliOptions.Create<long>("--seed", "Seed of the random weights and inputs", 0L);
+        var json = CliOptions.Create<string?>("--json", "Write the measurements to this JSON file");
+        var load = CliOptions.Create<string?>("--load", "Measure loading this transformer (folder with config.json, or .safetensors file) instead of steps");
+        var loadDtypes = CliOptions.Create<string>("--load_dtypes", "Model dtypes to load into, comma-separated", "fp32,bf16");
+        var makeCheckpoint = CliOptions.Create<string?>("--make_checkpoint",
+            "Write random-weight fp32 and bf16 checkpoints of --variant into this folder, then measure loading them (unless --load is given)");
+        var endToEnd = CliOptions.Create<bool>("--end_to_end", "Seconds per image through the whole pipeline (T5, sampler, VAE)");
+
+        var command = new Command("bench", "Measure transformer speed (s/step, MFU), peak memory, or checkpoint loading on this machine")
+        {
+            variant, resolution, dtype, mode, checkpointing, steps, warmup, batch, rank, captionTokens, gemmSize, device, seed, json,
+            load, loadDtypes, makeCheckpoint, endToEnd,
+        };
+        command.SetAction(parse =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            void Log(string line) => Console.Error.WriteLine($"[bench] {line}");
+            var model = ModelRegistry.Get(parse.GetValue(variant)!);
+            string? jsonPath = parse.GetValue(json);
+
+            if (parse.GetValue(endToEnd))
+                throw new NotSupportedException(
+                    "--end_to_end needs the inference pipeline, which this build does not have yet; it will plug in through PixArtLora.Benchmarks.IEndToEndGenerator");
+
+            string? loadPath = parse.GetValue(load);
+            if (parse.GetValue(makeCheckpoint) is { } folder)
+            {
+                var made = LoadBenchmark.MakeCheckpoints(folder, model, new[] { ScalarType.Float32, ScalarType.BFloat16 }, parse.GetValue(seed), Log);
+                output.WriteLine($"wrote {string.Join(", ", made)}");
+                if (loadPath is null)
+                {
+                    var results = made.Select(m => LoadBenchmark.Run(m, ParseDtypes(parse.GetValue(loadDtypes)!), parse.GetValue(steps), Log)).ToList();
+                    foreach (var r in results) WriteLoadTable(output, r);
+                    if (jsonPath != null) AtomicFile.WriteAllText(jsonPath, "[\n" + string.Join(",\n", results.Select(r => r.ToJson())) + "\n]\n");
+                    return 0;
+                }
+            }
+            if (loadPath is not null)
+            {
+                var result = LoadBenchmark.Run(loadPath, ParseDtypes(parse.GetValue(loadDtypes)!), parse.GetValue(steps), Log);
+                WriteLoadTable(output, result);
+                if (jsonPath != null) AtomicFile.WriteAllText(jsonPath, result.ToJson());
+                return 0;
+            }
+
+            var options = new TransformerBenchOptions
+            {
+                Variant = model,
+                Resolution = parse.GetValue(resolution),
+                Dtype = DtypeNames.Parse(parse.GetValue(dtype)!),
+                Mode = ParseMode(parse.GetValue(mode)!),
+                GradientCheckpointing = parse.GetValue(checkpointing),
+                Steps = parse.GetValue(steps),
+                Warmup = parse.GetValue(warmup),
+                BatchSize = parse.GetValue(batch),
+                LoraRank = parse.GetValue(rank),
+                CaptionTokens = parse.GetValue(captionTokens),
+                GemmSize = parse.GetValue(gemmSize),
+                Device = new Device(parse.GetValue(device)!),
+                Seed = parse.GetValue(seed),
+            };
+            var bench = TransformerBenchmark.Run(options, Log);
+            WriteStepTable(output, bench);
+            if (jsonPath != null) AtomicFile.WriteAllText(jsonPath, bench.ToJson());
+            return 0;
+        });
+        return command;
+    }
+
+    static BenchMode ParseMode(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "forward" or "inference" => BenchMode.Forward,
+        "lora" => BenchMode.Lora,
+        "full" => BenchMode.Full,
+        _ => throw new ArgumentException($"--mode '{text}': expected forward, lora or full"),
+    };
+
+    static IReadOnlyList<ScalarType> ParseDtypes(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DtypeNames.Parse).ToList();
+
+    static string F(double value, string format = "F3") => value.ToString(format, CultureInfo.InvariantCulture);
+    static string Gb(long bytes) => F(bytes / 1e9, "F2") + " GB";
+    static string Tflops(double flops) => F(flops / 1e12, "F3") + " TFLOP";
+
+    static IAnsiConsole ConsoleFor(TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        if (output != Console.Out || Console.IsOutputRedirected) console.Profile.Width = 160;
+        return console;
+    }
+
+    static void WriteStepTable(TextWriter output, TransformerBenchResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"[bold]{Markup.Escape($"{r.Variant} {r.Resolution}px {r.Dtype} {r.Mode}{(r.GradientCheckpointing ? " +ckpt" : "")} bs{r.BatchSize}")}[/]");
+        table.AddColumn("[bold]measure[/]").AddColumn(new TableColumn("[bold]value[/]").RightAligned());
+        void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
+        Row("s/step median (min)", $"{F(r.SecondsPerStepMedian)} ({F(r.SecondsPerStepMin)})");
+        Row("CPU s/step median", F(r.CpuSecondsPerStepMedian));
+        Row("images/s", F(r.ImagesPerSecond, "F4"));
+        Row("model FLOPs/step", Tflops(r.ModelFlopsPerStep));
+        Row("achieved", F(r.AchievedFlopsPerSecond / 1e9, "F1") + " GFLOP/s");
+        Row($"GEMM {r.GemmSize}² {r.Dtype}", F(r.GemmFlopsPerSecond / 1e9, "F1") + " GFLOP/s");
+        Row("MFU", F(r.Mfu, "F2"));
+        Row("peak RSS", Gb(r.PeakRssBytes) + $" (weights {Gb(r.WeightBytes)})");
+        Row("parameters (trainable)", $"{r.Parameters:N0} ({r.TrainableParameters:N0})");
+        Row("device", r.Device);
+        Row("load average 1m (start → end)", $"{r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"} → {r.LoadAverage1mEnd?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}");
+        ConsoleFor(output).Write(table);
+    }
+
+    static void WriteLoadTable(TextWriter output, LoadBenchResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"[bold]{Markup.Escape($"load {r.Path} ({r.StoredDtype}, {Gb(r.FileBytes)})")}[/]");
+        foreach (var h in new[] { "into", "load s (min)", "÷ raw read", "÷ stream read", "peak RSS", "÷ weights", "increase ÷ weights" })
+            table.AddColumn(new TableColumn($"[bold]{h}[/]").RightAligned());
+        foreach (var l in r.Loads)
+            table.AddRow(l.Dtype, $"{F(l.SecondsMedian)} ({F(l.SecondsMin)})", F(l.OverRawRead, "F2"), F(l.OverStreamingRead, "F2"),
+                Gb(l.PeakRssBytes), F(l.PeakRssOverWeights, "F2"), F(l.PeakRssIncreaseOverWeights, "F2"));
+        var console = ConsoleFor(output);
+        console.Write(table);
+        console.MarkupLine(Markup.Escape($"raw read into a fresh buffer {F(r.RawReadSecondsMedian)} s, streamed {F(r.StreamingReadSecondsMedian)} s (page cache); {r.Device}; load average {r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}"));
+    }
+}

@@ -1,0 +1,68 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PixArtLora.Benchmarks;
+
+/// <summary>The measurements of one <see cref="TransformerBenchmark"/> run, as written to JSON (snake_case keys).</summary>
+public sealed record TransformerBenchResult
+{
+    [JsonPropertyName("variant")] public required string Variant { get; init; }
+    [JsonPropertyName("resolution")] public required int Resolution { get; init; }
+    [JsonPropertyName("dtype")] public required string Dtype { get; init; }
+    [JsonPropertyName("mode")] public required string Mode { get; init; }
+    [JsonPropertyName("gradient_checkpointing")] public bool GradientCheckpointing { get; init; }
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; }
+    [JsonPropertyName("steps")] public int Steps { get; init; }
+    [JsonPropertyName("warmup")] public int Warmup { get; init; }
+    /// <summary>Image tokens per latent (N).</summary>
+    [JsonPropertyName("image_tokens")] public long ImageTokens { get; init; }
+    [JsonPropertyName("caption_tokens")] public long CaptionTokens { get; init; }
+    [JsonPropertyName("lora_rank")] public int? LoraRank { get; init; }
+    [JsonPropertyName("parameters")] public long Parameters { get; init; }
+    [JsonPropertyName("trainable_parameters")] public long TrainableParameters { get; init; }
+    [JsonPropertyName("adapter_parameters")] public long? AdapterParameters { get; init; }
+    [JsonPropertyName("weight_bytes")] public long WeightBytes { get; init; }
+
+    [JsonPropertyName("seconds_per_step")] public IReadOnlyList<double> SecondsPerStep { get; init; } = Array.Empty<double>();
+    [JsonPropertyName("seconds_per_step_median")] public double SecondsPerStepMedian { get; init; }
+    [JsonPropertyName("seconds_per_step_min")] public double SecondsPerStepMin { get; init; }
+    /// <summary>CPU seconds this process spent per step (median): less sensitive to other processes' load than wall time.</summary>
+    [JsonPropertyName("cpu_seconds_per_step_median")] public double CpuSecondsPerStepMedian { get; init; }
+    [JsonPropertyName("images_per_s")] public double ImagesPerSecond { get; init; }
+
+    /// <summary>Analytic FLOPs of one step (<see cref="TransformerFlops"/>), recomputation included.</summary>
+    [JsonPropertyName("model_flops_per_step")] public double ModelFlopsPerStep { get; init; }
+    [JsonPropertyName("flops_breakdown")] public FlopCount? Flops { get; init; }
+    [JsonPropertyName("achieved_flops_per_s")] public double AchievedFlopsPerSecond { get; init; }
+    [JsonPropertyName("gemm_size")] public int GemmSize { get; init; }
+    /// <summary>This process's square-GEMM throughput in the run's dtype (median of the probe).</summary>
+    [JsonPropertyName("gemm_flops_per_s")] public double GemmFlopsPerSecond { get; init; }
+    [JsonPropertyName("gemm_best_flops_per_s")] public double GemmBestFlopsPerSecond { get; init; }
+    /// <summary>Model FLOP utilisation: achieved_flops_per_s / gemm_flops_per_s.</summary>
+    [JsonPropertyName("mfu")] public double Mfu { get; init; }
+
+    [JsonPropertyName("peak_rss_bytes")] public long PeakRssBytes { get; init; }
+    [JsonPropertyName("rss_before_model_bytes")] public long RssBeforeModelBytes { get; init; }
+    /// <summary>True when the peak could not be reset after the GEMM probe and covers the whole process.</summary>
+    [JsonPropertyName("peak_rss_is_process_wide")] public bool PeakRssIsProcessWide { get; init; }
+
+    [JsonPropertyName("device")] public required string Device { get; init; }
+    [JsonPropertyName("load_average_1m_start")] public double? LoadAverage1mStart { get; init; }
+    [JsonPropertyName("load_average_1m_end")] public double? LoadAverage1mEnd { get; init; }
+    [JsonPropertyName("torch_version")] public string? TorchVersion { get; init; }
+    [JsonPropertyName("timestamp")] public DateTimeOffset Timestamp { get; init; }
+
+    /// <summary>Indented JSON with snake_case keys.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, BenchJson.Options);
+}
+
+/// <summary>JSON settings shared by the benchmark reports.</summary>
+public static class BenchJson
+{
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,   // for records without explicit names (FlopCount)
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}
