@@ -27,6 +27,7 @@ public sealed class PipelineParity : IParityKind
         double guidance = json.GetProperty("guidance_scale").GetDouble();
         int height = json.GetProperty("height").GetInt32(), width = json.GetProperty("width").GetInt32();
         bool binning = UsesBinning(json);
+        int imagesPerPrompt = CallArgument(json, "num_images_per_prompt") is { } n ? int.Parse(n) : 1;
 
         using var transformer = PixArtTransformer2DModel.FromPretrained(c.PathOf(dirs.GetProperty("transformer").GetString()!));
         using var vae = AutoencoderKL.Load(c.PathOf(dirs.GetProperty("vae").GetString()!));
@@ -36,7 +37,10 @@ public sealed class PipelineParity : IParityKind
         using var pipeline = PixArtPipeline.FromModules(transformer, vae, scheduler, new PipelineModulesOptions { ModelName = c.Name });
 
         using var prompts = new PromptEmbeddings(c.Tensor("prompt_embeds"), c.Tensor("prompt_attention_mask"));
-        using var negatives = new PromptEmbeddings(c.Tensor("negative_prompt_embeds"), c.Tensor("negative_prompt_attention_mask"));
+        // Without guidance (scale <= 1) the reference has no unconditional branch and the case may omit it.
+        using var negatives = c.Has("negative_prompt_embeds")
+            ? new PromptEmbeddings(c.Tensor("negative_prompt_embeds"), c.Tensor("negative_prompt_attention_mask"))
+            : null;
         using var latents = c.Tensor("latents");
         var sampling = pipeline.ChooseSampling(null, steps, guidance);
         var size = pipeline.PlanSize(width, height, binning);
@@ -48,10 +52,14 @@ public sealed class PipelineParity : IParityKind
             Assert.Equal(expectedTimesteps.to(float64).data<double>().ToArray(), sampler.Timesteps.ToArray());
         }
 
-        // The loop alone, checking every step against the reference's intermediates.
+        // The loop alone, checking every step against the reference's intermediates. Rows are repeated per image,
+        // prompt-major, as the pipeline repeats them for num_images_per_prompt.
+        var rows = Enumerable.Range(0, (int)prompts.Count).SelectMany(p => Enumerable.Repeat((long)p, imagesPerPrompt)).ToList();
+        using var promptRows = prompts.Select(rows);
+        using var negativeRows = negatives?.Select(rows);
         var outputs = new List<Tensor>();
         var stepLatents = new List<Tensor>();
-        using var final = pipeline.Denoise(prompts, negatives, latents, sampling, new MicroConditions(size.GeneratedHeight, size.GeneratedWidth),
+        using var final = pipeline.Denoise(promptRows, negativeRows, latents, sampling, new MicroConditions(size.GeneratedHeight, size.GeneratedWidth),
             onStep: p => stepLatents.Add(p.Latents.detach().clone().DetachFromDisposeScope()),
             onModelOutput: o => outputs.Add(o.detach().clone().DetachFromDisposeScope()));
         try
@@ -59,11 +67,13 @@ public sealed class PipelineParity : IParityKind
             if (c.Has("debug.transformer_outputs"))
             {
                 using var expected = c.Tensor("debug.transformer_outputs");
-                long batch = prompts.Count;
+                long batch = promptRows.Count;
                 for (int i = 0; i < outputs.Count; i++)
                 {
-                    // Reference rows: [negative; prompt]. Ours: [prompt; negative].
-                    using var reordered = cat(new[] { outputs[i].narrow(0, batch, batch), outputs[i].narrow(0, 0, batch) }, 0);
+                    // Reference rows under guidance: [negative; prompt]. Ours: [prompt; negative].
+                    using var reordered = outputs[i].shape[0] == 2 * batch
+                        ? cat(new[] { outputs[i].narrow(0, batch, batch), outputs[i].narrow(0, 0, batch) }, 0)
+                        : outputs[i].alias();
                     TensorAssert.AllClose(reordered, expected[i], c.Atol, c.Rtol, $"{c.Name}:debug.transformer_outputs[{i}]");
                 }
             }
@@ -91,17 +101,22 @@ public sealed class PipelineParity : IParityKind
         {
             PromptEmbeddings = prompts, NegativeEmbeddings = negatives, Latents = latents,
             Width = width, Height = height, UseResolutionBinning = binning, Steps = steps, GuidanceScale = guidance,
+            ImagesPerPrompt = imagesPerPrompt,
         });
         c.AssertClose("image", result.Images);
     }
 
     /// <summary>use_resolution_binning from a field of the case, else from the recorded call (diffusers' default: true).</summary>
-    static bool UsesBinning(JsonElement json)
+    static bool UsesBinning(JsonElement json) => CallArgument(json, "use_resolution_binning") is not { } value || value == "True";
+
+    /// <summary>A call argument: a field of the case of that name, else its value in the recorded call text; null if neither.</summary>
+    static string? CallArgument(JsonElement json, string name)
     {
-        if (json.TryGetProperty("use_resolution_binning", out var field)) return field.GetBoolean();
+        if (json.TryGetProperty(name, out var field))
+            return field.ValueKind switch { JsonValueKind.True => "True", JsonValueKind.False => "False", _ => field.ToString() };
         if (json.TryGetProperty("call", out var call) &&
-            Regex.Match(call.GetString() ?? "", @"use_resolution_binning\s*=\s*(True|False)") is { Success: true } m)
-            return m.Groups[1].Value == "True";
-        return true;
+            Regex.Match(call.GetString() ?? "", $@"\b{name}\s*=\s*(\w+)") is { Success: true } m)
+            return m.Groups[1].Value;
+        return null;
     }
 }
