@@ -107,9 +107,9 @@ public static class Trainer
             metrics.Log(end.GlobalStep, loop.Memory.ToMetrics());
             metrics.Flush();
             string summary = string.Create(CultureInfo.InvariantCulture,
-                $"{(reason == TrainingStopReason.Completed ? "finished" : "stopped")} at step {end.GlobalStep}/{totalSteps} in {clock.Elapsed:hh\\:mm\\:ss}" +
-                (loop.Memory.PeakResidentBytes is long rss ? $"; peak RSS {MemoryUsage.Format(rss)}" : "") +
-                (loop.Memory.PeakDeviceUsedBytes is long dev ? $"; peak CUDA memory {MemoryUsage.Format(dev)}" : ""));
+                    $"{(reason == TrainingStopReason.Completed ? "finished" : "stopped")} at step {end.GlobalStep}/{totalSteps} in {clock.Elapsed:hh\\:mm\\:ss}")
+                + (loop.Memory.PeakResidentBytes is long rss ? $"; peak RSS {MemoryUsage.Format(rss)}" : "")
+                + (loop.Memory.PeakDeviceUsedBytes is long dev ? $"; peak CUDA memory {MemoryUsage.Format(dev)}" : "");
             progress.Finish(summary);
             if (reason == TrainingStopReason.StopRequested)
                 log($"resume with: lora train ... --output_dir {plan.OutputDir} --resume_from_checkpoint latest");
