@@ -8,6 +8,7 @@ using PixArtLora.Registry;
 using PixArtLora.Tests.Parity;
 using PixArtLora.Training;
 using PixArtLora.Training.Checkpoints;
+using PixArtLora.Training.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,7 +30,8 @@ public class TrainerLoraTests : IClassFixture<TrainerLoraTests.LoraRun>
         public Dictionary<string, Tensor> BaseWeightsAfter { get; } = new();
         /// <summary>The trained model's prediction on <see cref="Probe"/>.</summary>
         public Tensor TrainedPrediction { get; private set; } = null!;
-        public string[] ParameterDtypes { get; private set; } = Array.Empty<string>();
+        /// <summary>Resident memory after steps 10 and 40.</summary>
+        public Dictionary<long, long> Resident { get; } = new();
 
         public LoraRun()
         {
@@ -38,11 +40,16 @@ public class TrainerLoraTests : IClassFixture<TrainerLoraTests.LoraRun>
                 s.MaxTrainSteps = 40;
                 s.CheckpointingSteps = 10;
                 s.CheckpointsTotalLimit = 2;
-                s.LoraTargets = "attention+ff";
+                s.LoraTargets = "all-linear";
+                s.LearningRate = 3e-3;
                 s.RandomFlip = true;
             });
             Result = Trainer.Run(Settings, TrainerWorkspace.Options(Lines) with
             {
+                AfterStep = (step, _) =>
+                {
+                    if (step is 10 or 40) { GC.Collect(); GC.WaitForPendingFinalizers(); Resident[step] = MemoryUsage.ResidentBytes() ?? 0; }
+                },
                 OnTrained = (model, _) =>
                 {
                     foreach (var (name, p) in model.Model.named_parameters())
@@ -83,7 +90,7 @@ public class TrainerLoraTests : IClassFixture<TrainerLoraTests.LoraRun>
         Assert.Equal(40, losses.Count);
         Assert.All(losses, l => Assert.True(double.IsFinite(l)));
         double first = losses.Take(8).Average(), last = losses.TakeLast(8).Average();
-        Assert.True(last < 0.6 * first, $"mean loss of the first 8 steps {first:F4}, of the last 8 {last:F4}: expected a fall of at least 40%");
+        Assert.True(last < 0.7 * first, $"mean loss of the first 8 steps {first:F4}, of the last 8 {last:F4}: expected a fall of at least 30%");
     }
 
     [Fact]
@@ -112,8 +119,8 @@ public class TrainerLoraTests : IClassFixture<TrainerLoraTests.LoraRun>
             using var net = LoraNetwork.Attach(model);
             using var weights = LoraFile.Read(source, net.Catalog());
             Assert.Equal("tiny", weights.Metadata[LoraFile.MetadataBaseModel]);
-            // attention+ff on 2 blocks: attn1 and attn2 (q, k, v, out) and ff (net.0.proj, net.2) = 10 per block.
-            Assert.Equal(20, weights.Modules.Count);
+            // all-linear: every Linear of the model (the patch embedding is a convolution).
+            Assert.Equal(model.named_modules().Count(m => m.module is TorchSharp.Modules.Linear && !m.name.Contains(".lora_")), weights.Modules.Count);
             net.LoadAdapter("trained", weights);
             using (no_grad())
             {
@@ -177,7 +184,30 @@ public class TrainerLoraTests : IClassFixture<TrainerLoraTests.LoraRun>
         Assert.Equal(40, settings["max_train_steps"]!.GetValue<int>());
         Assert.Contains(_run.Lines, l => l.Contains(_run.Result.Outputs.LoraFile!));
         Assert.True(_run.Result.PeakResidentBytes > 0);
-        Assert.Equal(_run.Result.TrainableParameters, SafetensorsFile.Open(_run.Result.Outputs.LoraFile!).Entries
-            .Where(e => !e.Key.EndsWith(".alpha")).Sum(e => e.Value.Shape.Aggregate(1L, (a, b) => a * b)));
+        using var file = SafetensorsFile.Open(_run.Result.Outputs.LoraFile!);
+        Assert.Equal(_run.Result.TrainableParameters, file.Entries.Where(e => !e.Key.EndsWith(".alpha")).Sum(e => e.Value.ElementCount));
+    }
+
+    [Fact]
+    public void Memory_stays_flat_across_steps()
+    {
+        // Every step runs in a dispose scope: 30 more steps must not grow the process by more than noise.
+        long growth = _run.Resident[40] - _run.Resident[10];
+        Assert.True(growth < 48L << 20, $"resident memory grew by {MemoryUsage.Format(growth)} from step 10 to step 40");
+    }
+
+    [Fact]
+    public void Bf16_mixed_precision_keeps_the_base_in_bf16_and_trains_fp32_adapters()
+    {
+        var dtypes = new Dictionary<string, ScalarType>();
+        var result = Trainer.Run(TrainerWorkspace.Settings("bf16", s => { s.MixedPrecision = "bf16"; s.MaxTrainSteps = 4; }),
+            TrainerWorkspace.Options() with
+            {
+                OnTrained = (model, _) => { foreach (var (name, p) in model.Model.named_parameters()) dtypes[name] = p.dtype; },
+            });
+        Assert.All(result.Losses, l => Assert.True(double.IsFinite(l)));
+        Assert.All(dtypes, kv => Assert.Equal(kv.Key.Contains(".lora_") ? ScalarType.Float32 : ScalarType.BFloat16, kv.Value));
+        using var file = SafetensorsFile.Open(result.Outputs.LoraFile!);
+        Assert.All(file.Entries.Values, e => Assert.Equal(ScalarType.Float32, e.ScalarType));
     }
 }

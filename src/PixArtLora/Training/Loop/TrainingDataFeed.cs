@@ -149,7 +149,7 @@ public sealed class TrainingDataFeed : ITrainingBatches
                 _latentCache.TryGet(LatentKey(p), out var d);
                 using (d) return (d.Mean.alias(), d.Std.alias());
             }).ToList();
-            (resolution, aspectRatio) = MicroConditions(items, sampled.Bucket);
+            (resolution, aspectRatio) = MicroConditions(_data.Buckets.Mode, items, sampled.Bucket);
         }
         else
         {
@@ -189,11 +189,11 @@ public sealed class TrainingDataFeed : ITrainingBatches
     /// PixArt-α's micro-conditions for items that are not decoded, as <see cref="ImageBatchLoader"/> sets them: the original
     /// (height, width) for multi-scale buckets, the bucket size for single resolution; the bucket's aspect ratio.
     /// </summary>
-    (Tensor Resolution, Tensor AspectRatio) MicroConditions(IReadOnlyList<PlannedItem> items, Bucket bucket)
+    internal static (Tensor Resolution, Tensor AspectRatio) MicroConditions(BucketMode mode, IReadOnlyList<PlannedItem> items, Bucket bucket)
     {
         var sizes = new float[items.Count * 2];
         for (int k = 0; k < items.Count; k++)
-            (sizes[2 * k], sizes[2 * k + 1]) = _data.Buckets.Mode == BucketMode.MultiScale
+            (sizes[2 * k], sizes[2 * k + 1]) = mode == BucketMode.MultiScale
                 ? (items[k].Item.Height, items[k].Item.Width)
                 : (bucket.Height, bucket.Width);
         return (tensor(sizes, new long[] { items.Count, 2 }), full(new long[] { items.Count, 1 }, bucket.AspectRatio, ScalarType.Float32));
