@@ -43,7 +43,8 @@ public class TrainerConditioningTests
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target);
         }
-        var config = TinyModels.Variant.TransformerConfig with { UseAdditionalConditions = true };
+        // Width 48 (2 heads of 24): the size embeddings take a third of it each.
+        var config = TinyModels.Variant.TransformerConfig with { UseAdditionalConditions = true, AttentionHeadDim = 24, CrossAttentionDim = 48 };
         manual_seed(3);
         using (var model = new PixArtTransformer2DModel(config)) model.SavePretrained(Path.Combine(folder, "transformer"));
         using var initial = PixArtTransformer2DModel.FromPretrained(folder);
