@@ -60,8 +60,12 @@ public sealed record TrainingModelFiles
         if (!HubRepo.IsValidId(model))
             throw new ArgumentException($"--pretrained_model_name_or_path '{model}': not a folder, not a registry variant " +
                                         $"({string.Join(", ", ModelRegistry.All.Select(v => v.Id))}) and not a Hugging Face id (org/name)");
-        var patterns = PipelineParts.Append("scheduler").Append("model_index.json").Select(p => p.EndsWith(".json") ? p : p + "/").ToList();
-        var snapshot = hub().Resolve(model, HubRepoType.Model, patterns, revision ?? "main", progress);
+        var pipelineHub = hub();
+        var snapshot = pipelineHub.Resolve(model, HubRepoType.Model, PipelineParts.Select(p => p + "/").ToList(), revision ?? "main", progress);
+        // The scheduler config and model_index.json are optional: fetched when the repository has them.
+        foreach (var optional in new[] { "scheduler/", "model_index.json" })
+            try { pipelineHub.Resolve(model, HubRepoType.Model, new[] { optional }, revision ?? "main", progress); }
+            catch (HubNotFoundException) { }
         return FromPipelineFolder(snapshot.Folder, model);
     }
 
