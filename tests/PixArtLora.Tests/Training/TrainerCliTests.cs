@@ -36,6 +36,13 @@ public class TrainerCliTests
         Assert.NotEmpty(pngs);
         using var image = Image.Load(pngs[0]);
         Assert.Equal((128, 128), (image.Width, image.Height));
+        // The same images are in TensorBoard, as PNGs of the same size.
+        var events = TensorBoardEventReader.Read(Assert.Single(Directory.GetFiles(Path.Combine(output, "logs"), "events.out.tfevents.*")));
+        var logged = events.SelectMany(e => e.Values).Where(v => v.Image is not null).Select(v => v.Image!).ToList();
+        Assert.Equal(pngs.Length, logged.Count);
+        Assert.All(logged, i => Assert.Equal((128, 128, 3), (i.Width, i.Height, i.Colorspace)));
+        using var decoded = Image.Load(logged[0].Encoded);
+        Assert.Equal(128, decoded.Width);
     }
 
     [Fact]

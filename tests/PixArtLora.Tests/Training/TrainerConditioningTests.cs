@@ -85,4 +85,29 @@ public class TrainerConditioningTests
             TensorAssert.AllClose(y, x, 1e-6, 1e-4, key);
         }
     }
+
+    [Fact]
+    public void No_cache_encodes_on_the_fly_the_same_features_the_cache_holds()
+    {
+        var cached = Trainer.Run(TrainerWorkspace.Settings("cached", s => s.MaxTrainSteps = 3), TrainerWorkspace.Options());
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        string unused = TestPaths.NewTempDir("unused-cache");
+        var live = Trainer.Run(TrainerWorkspace.Settings("live", s => { s.MaxTrainSteps = 3; s.NoCache = true; s.CacheDir = unused; }),
+            TrainerWorkspace.Options(lines));
+        Assert.Contains(lines, l => l.StartsWith("--no_cache"));
+        Assert.Empty(Directory.GetFileSystemEntries(unused));
+        // T5 runs over each batch's longest caption instead of the cache's batches of 8: equal up to float rounding.
+        for (int i = 0; i < 3; i++) Assert.Equal(cached.Losses[i], live.Losses[i], 4);
+    }
+
+    [Fact]
+    public void Min_snr_weighting_and_noise_offset_reach_the_loss()
+    {
+        var plain = Trainer.Run(TrainerWorkspace.Settings("plain", s => s.MaxTrainSteps = 1), TrainerWorkspace.Options());
+        var snr = Trainer.Run(TrainerWorkspace.Settings("snr", s => { s.MaxTrainSteps = 1; s.SnrGamma = 5; }), TrainerWorkspace.Options());
+        var offset = Trainer.Run(TrainerWorkspace.Settings("offset", s => { s.MaxTrainSteps = 1; s.NoiseOffset = 0.1; }), TrainerWorkspace.Options());
+        // Min-SNR weights are min(SNR, γ) / SNR ≤ 1 for ε-prediction: the same draws give a smaller loss.
+        Assert.True(snr.Losses[0] < plain.Losses[0], $"Min-SNR loss {snr.Losses[0]} should be below the plain loss {plain.Losses[0]}");
+        Assert.NotEqual(plain.Losses[0], offset.Losses[0]);
+    }
 }

@@ -106,4 +106,21 @@ public class TrainerFullTests : IClassFixture<TrainerFullTests.FullRun>
         foreach (var name in _run.Trained.Keys.Where(n => !_run.TrainableNames.Contains(n)))
             TensorAssert.Equal(ema[name], _run.Trained[name], name);
     }
+
+    [Fact]
+    public void Bf16_mixed_precision_keeps_frozen_parts_in_bf16_and_trainable_weights_in_fp32()
+    {
+        var dtypes = new Dictionary<string, ScalarType>();
+        var result = Trainer.Run(TrainerWorkspace.Settings("full-bf16", s =>
+            {
+                s.Mode = "full"; s.MixedPrecision = "bf16"; s.Freeze = new[] { "caption_projection", "attn2" }; s.MaxTrainSteps = 2;
+            }),
+            TrainerWorkspace.Options() with
+            {
+                OnTrained = (model, _) => { foreach (var (name, p) in model.Model.named_parameters()) dtypes[name] = p.dtype; },
+            });
+        Assert.All(result.Losses, l => Assert.True(double.IsFinite(l)));
+        Assert.All(dtypes, kv => Assert.Equal(
+            kv.Key.StartsWith("caption_projection.") || kv.Key.Contains(".attn2.") ? ScalarType.BFloat16 : ScalarType.Float32, kv.Value));
+    }
 }
