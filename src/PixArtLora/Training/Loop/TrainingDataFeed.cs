@@ -114,7 +114,7 @@ public sealed class TrainingDataFeed : ITrainingBatches
             }
         _latentCache!.Flush();
         log(EncodedImages == 0
-            ? $"latents: all {planned.Count} planned images found in {Path.Combine(Path.GetDirectoryName(_textCache.Store.Folder)!, "latents")} (nothing encoded)"
+            ? $"latents: all {planned.Count} planned images found in the cache (nothing encoded)"
             : $"latents: encoded {EncodedImages} of {planned.Count} planned images");
     }
 
