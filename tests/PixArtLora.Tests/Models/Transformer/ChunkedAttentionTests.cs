@@ -77,4 +77,43 @@ public class ChunkedAttentionTests
         var output = ChunkedAttention.Apply(q.requires_grad_(true), k, v);
         Assert.False(output.requires_grad);
     }
+
+    [Fact]
+    public void Bf16ModelGradientsMatchWithCheckpointingAndTrackTheFloat32Model()
+    {
+        // bf16 on CPU selects the chunked kernel; inside a checkpointed block its autograd function runs twice
+        // (no-grad forward, then the recompute under grad). Gradients must match the plain forward's up to bf16
+        // summation order, and follow the float32 (SDPA) model's up to bf16 rounding.
+        using var scope = NewDisposeScope();
+        string folder = TestPaths.Fixture("parity", "transformer-sigma", "transformer");
+        using var half = PixArtTransformer2DModel.FromPretrained(folder, dtype: ScalarType.BFloat16);
+        using var full = PixArtTransformer2DModel.FromPretrained(folder);
+        var inputs = TransformerInputs.For(half.Config);
+        Dictionary<string, Tensor> Gradients(PixArtTransformer2DModel model, bool checkpoint)
+        {
+            model.train();
+            model.GradientCheckpointing = checkpoint;
+            model.zero_grad();
+            var output = inputs.Run(model);
+            (output * output).mean().backward();
+            return model.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.to(float32));
+        }
+        // Relative to the tensor's own size, or to the largest gradient for tensors whose true gradient is ~0
+        // (to_k.bias: softmax ignores a shift shared by all keys, so float32 gives ~1e-9 and bf16 rounding noise).
+        double largest = 0;
+        double RelativeError(Tensor actual, Tensor expected) =>
+            (actual - expected).norm().item<float>() / Math.Max(expected.norm().item<float>(), 1e-3 * largest);
+
+        var plain = Gradients(half, false);
+        var checkpointed = Gradients(half, true);
+        var reference = Gradients(full, false);
+        largest = reference.Values.Max(g => (double)g.norm().item<float>());
+        Assert.Equal(half.parameters().Count(), plain.Count);
+        foreach (var (name, g) in plain)
+        {
+            Assert.True(RelativeError(checkpointed[name], g) < 0.02, $"{name}: checkpointed vs plain bf16 gradient, relative error {RelativeError(checkpointed[name], g)}");
+            Assert.True(RelativeError(g, reference[name]) < 0.1, $"{name}: bf16 vs float32 gradient, relative error {RelativeError(g, reference[name])}");
+        }
+        Assert.True(plain["transformer_blocks.0.attn1.to_k.weight"].abs().sum().item<float>() > 0);
+    }
 }
