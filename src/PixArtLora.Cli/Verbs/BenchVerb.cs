@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using PixArtLora.Benchmarks;
 using PixArtLora.IO;
+using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
 using Spectre.Console;
 using static TorchSharp.torch;
@@ -31,20 +32,29 @@ public static class BenchVerb
         var device = CliOptions.Create<string>("--device", "cpu or cuda[:i]", "cpu");
         var seed = CliOptions.Create<long>("--seed", "Seed of the random weights and inputs", 0L);
         var json = CliOptions.Create<string?>("--json", "Write the measurements to this JSON file");
-        var load = CliOptions.Create<string?>("--load", "Measure loading this transformer (folder with config.json, or .safetensors file) instead of steps");
+        var load = CliOptions.Create<string?>("--load", "Measure loading this transformer (transformer or pipeline folder) instead of steps");
         var loadDtypes = CliOptions.Create<string>("--load_dtypes", "Model dtypes to load into, comma-separated", "fp32,bf16");
         var makeCheckpoint = CliOptions.Create<string?>("--make_checkpoint",
             "Write random-weight fp32 and bf16 checkpoints of --variant into this folder, then measure loading them (unless --load is given)");
+        var attention = CliOptions.Create<string>("--attention", "Attention kernel: auto (chunked GEMMs for bf16 on CPU, else SDPA), sdpa or chunked", "auto");
+        var allocator = CliOptions.Create<string>("--allocator", "Native heap: tuned (huge pages, no per-step unmapping) or default (glibc as is)", "tuned");
         var endToEnd = CliOptions.Create<bool>("--end_to_end", "Seconds per image through the whole pipeline (T5, sampler, VAE)");
 
         var command = new Command("bench", "Measure transformer speed (s/step, MFU), peak memory, or checkpoint loading on this machine")
         {
             variant, resolution, dtype, mode, checkpointing, steps, warmup, batch, rank, captionTokens, gemmSize, device, seed, json,
-            load, loadDtypes, makeCheckpoint, endToEnd,
+            load, loadDtypes, makeCheckpoint, attention, allocator, endToEnd,
         };
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
+            // Before the first tensor: libtorch reads the huge-page switch once, at its first allocation.
+            switch (parse.GetValue(allocator)!.Trim().ToLowerInvariant())
+            {
+                case "tuned": CpuAllocatorTuning.Apply(); break;
+                case "default": break;
+                default: throw new ArgumentException($"--allocator '{parse.GetValue(allocator)}': expected tuned or default");
+            }
             void Log(string line) => Console.Error.WriteLine($"[bench] {line}");
             var model = ModelRegistry.Get(parse.GetValue(variant)!);
             string? jsonPath = parse.GetValue(json);
@@ -89,6 +99,13 @@ public static class BenchVerb
                 GemmSize = parse.GetValue(gemmSize),
                 Device = new Device(parse.GetValue(device)!),
                 Seed = parse.GetValue(seed),
+                Attention = parse.GetValue(attention)!.Trim().ToLowerInvariant() switch
+                {
+                    "auto" => AttentionKernel.Auto,
+                    "sdpa" => AttentionKernel.Sdpa,
+                    "chunked" => AttentionKernel.Chunked,
+                    var other => throw new ArgumentException($"--attention '{other}': expected auto, sdpa or chunked"),
+                },
             };
             var bench = TransformerBenchmark.Run(options, Log);
             WriteStepTable(output, bench);
@@ -128,6 +145,8 @@ public static class BenchVerb
         void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
         Row("s/step median (min)", $"{F(r.SecondsPerStepMedian)} ({F(r.SecondsPerStepMin)})");
         Row("CPU s/step median", F(r.CpuSecondsPerStepMedian));
+        if (r.ForwardSecondsMedian is double fwd) Row("forward part median", F(fwd));
+        Row("page faults/step", r.PageFaultsPerStep.ToString("N0", CultureInfo.InvariantCulture));
         Row("images/s", F(r.ImagesPerSecond, "F4"));
         Row("model FLOPs/step", Tflops(r.ModelFlopsPerStep));
         Row("achieved", F(r.AchievedFlopsPerSecond / 1e9, "F1") + " GFLOP/s");
@@ -135,6 +154,7 @@ public static class BenchVerb
         Row("MFU", F(r.Mfu, "F2"));
         Row("peak RSS", Gb(r.PeakRssBytes) + $" (weights {Gb(r.WeightBytes)})");
         Row("parameters (trainable)", $"{r.Parameters:N0} ({r.TrainableParameters:N0})");
+        Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");
         Row("device", r.Device);
         Row("load average 1m (start → end)", $"{r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"} → {r.LoadAverage1mEnd?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}");
         ConsoleFor(output).Write(table);
@@ -144,10 +164,10 @@ public static class BenchVerb
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"[bold]{Markup.Escape($"load {r.Path} ({r.StoredDtype}, {Gb(r.FileBytes)})")}[/]");
-        foreach (var h in new[] { "into", "load s (min)", "÷ raw read", "÷ stream read", "peak RSS", "÷ weights", "increase ÷ weights" })
+        foreach (var h in new[] { "into", "load s (min)", "÷ raw read", "÷ stream read", "random init + load s", "peak RSS", "÷ weights", "increase ÷ weights" })
             table.AddColumn(new TableColumn($"[bold]{h}[/]").RightAligned());
         foreach (var l in r.Loads)
-            table.AddRow(l.Dtype, $"{F(l.SecondsMedian)} ({F(l.SecondsMin)})", F(l.OverRawRead, "F2"), F(l.OverStreamingRead, "F2"),
+            table.AddRow(l.Dtype, $"{F(l.SecondsMedian)} ({F(l.SecondsMin)})", F(l.OverRawRead, "F2"), F(l.OverStreamingRead, "F2"), F(l.RandomInitThenLoadSeconds),
                 Gb(l.PeakRssBytes), F(l.PeakRssOverWeights, "F2"), F(l.PeakRssIncreaseOverWeights, "F2"));
         var console = ConsoleFor(output);
         console.Write(table);

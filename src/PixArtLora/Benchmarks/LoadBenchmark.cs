@@ -43,17 +43,17 @@ public static class LoadBenchmark
     }
 
     /// <summary>
-    /// Measures <paramref name="repeats"/> loads of the transformer at <paramref name="path"/> (a folder with
-    /// config.json, or a .safetensors file with config.json beside it) into a model of each of
-    /// <paramref name="dtypes"/>, and as many plain reads of its files.
+    /// Measures <paramref name="repeats"/> loads (<see cref="PixArtTransformer2DModel.FromPretrained"/>) of the
+    /// transformer at <paramref name="path"/> (a transformer folder, a pipeline folder, or a weights file in one) into a
+    /// model of each of <paramref name="dtypes"/>, and as many plain reads of its files.
     /// </summary>
     public static LoadBenchResult Run(string path, IReadOnlyList<ScalarType> dtypes, int repeats = 3, Action<string>? log = null)
     {
         if (repeats < 1) throw new ArgumentException($"repeats {repeats}: expected >= 1");
-        var (weights, config) = Resolve(path);
+        var (folder, config) = Resolve(path);
         List<string> files;
         string storedDtype;
-        using (var checkpoint = SafetensorsCheckpoint.Open(weights, "diffusion_pytorch_model"))
+        using (var checkpoint = SafetensorsCheckpoint.Open(folder, "diffusion_pytorch_model"))
         {
             files = checkpoint.Files.Select(f => f.Path).ToList();
             storedDtype = string.Join("+", checkpoint.Keys.Select(k => checkpoint.Entry(k).Dtype).Distinct().Order());
@@ -69,34 +69,36 @@ public static class LoadBenchmark
         var loads = new List<LoadFigures>();
         foreach (var dtype in dtypes)
         {
-            log?.Invoke($"loading into a {DtypeNames.Short(dtype)} model, {repeats}×");
-            double[] total = new double[repeats], construct = new double[repeats];
+            log?.Invoke($"loading into a {DtypeNames.Short(dtype)} model, {repeats}×, then once the naive way");
+            var total = new double[repeats];
             long peak = 0, before = 0, weightBytes = 0;
             for (int i = 0; i < repeats; i++)
             {
-                ProcessMemory.Settle();
-                ProcessMemory.ResetPeak();
-                before = Math.Max(before, ProcessMemory.ResidentBytes());
-                long start = Stopwatch.GetTimestamp();
-                using var model = new PixArtTransformer2DModel(config, CPU, dtype);
-                construct[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                model.LoadWeights(weights);
-                total[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                peak = Math.Max(peak, ProcessMemory.PeakResidentBytes());
-                weightBytes = model.state_dict().Values.Sum(t => t.numel() * t.element_size());
+                var (seconds, rssBefore, rssPeak, bytes) = Measure(() => PixArtTransformer2DModel.FromPretrained(folder, CPU, dtype));
+                total[i] = seconds;
+                before = Math.Max(before, rssBefore);
+                peak = Math.Max(peak, rssPeak);
+                weightBytes = bytes;
             }
-            var totalStats = new TimingStats(total, total);
+            // For comparison: what loading cost before FromPretrained skipped the random initialisation.
+            var naive = Measure(() =>
+            {
+                var model = new PixArtTransformer2DModel(config, CPU, dtype);
+                model.LoadWeights(folder);
+                return model;
+            });
+            var stats = new TimingStats(total, total);
             loads.Add(new LoadFigures
             {
                 Dtype = DtypeNames.Short(dtype),
-                SecondsMedian = totalStats.Median,
-                SecondsMin = totalStats.Min,
-                ConstructSecondsMedian = TimingStats.MedianOf(construct),
+                SecondsMedian = stats.Median,
+                SecondsMin = stats.Min,
+                RandomInitThenLoadSeconds = naive.Seconds,
                 WeightBytes = weightBytes,
                 RssBeforeBytes = before,
                 PeakRssBytes = peak,
-                OverRawRead = totalStats.Median / fresh.Median,
-                OverStreamingRead = totalStats.Median / streaming.Median,
+                OverRawRead = stats.Median / fresh.Median,
+                OverStreamingRead = stats.Median / streaming.Median,
                 PeakRssOverWeights = (double)peak / weightBytes,
                 PeakRssIncreaseOverWeights = (double)(peak - before) / weightBytes,
             });
@@ -119,19 +121,28 @@ public static class LoadBenchmark
         };
     }
 
-    /// <summary>(weights path for SafetensorsCheckpoint, config) of a transformer folder, pipeline folder or file.</summary>
-    static (string Weights, PixArtTransformerConfig Config) Resolve(string path)
+    /// <summary>One load: seconds, RSS before, peak RSS and weight bytes of the model <paramref name="load"/> returns.</summary>
+    static (double Seconds, long RssBefore, long PeakRss, long WeightBytes) Measure(Func<PixArtTransformer2DModel> load)
     {
-        if (File.Exists(path))
-        {
-            string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "config.json");
-            if (!File.Exists(beside)) throw new FileNotFoundException($"{path}: no config.json beside the weights (needed to build the model)", beside);
-            return (path, PixArtTransformerConfig.Load(beside));
-        }
-        foreach (var folder in new[] { Path.Combine(path, "transformer"), path })
+        ProcessMemory.Settle();
+        ProcessMemory.ResetPeak();
+        long before = ProcessMemory.ResidentBytes();
+        long start = Stopwatch.GetTimestamp();
+        using var model = load();
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        long peak = ProcessMemory.PeakResidentBytes();
+        long bytes = model.parameters().Sum(t => t.numel() * t.element_size());
+        return (seconds, before, peak, bytes);
+    }
+
+    /// <summary>The transformer folder (with config.json) of a transformer folder, a pipeline folder, or a weights file inside one.</summary>
+    static (string Folder, PixArtTransformerConfig Config) Resolve(string path)
+    {
+        string start = File.Exists(path) ? Path.GetDirectoryName(Path.GetFullPath(path))! : path;
+        foreach (var folder in new[] { Path.Combine(start, "transformer"), start })
             if (File.Exists(Path.Combine(folder, "config.json")))
                 return (folder, PixArtTransformerConfig.Load(Path.Combine(folder, "config.json")));
-        throw new FileNotFoundException($"{path}: not a safetensors file or a folder with config.json (or transformer/config.json)");
+        throw new FileNotFoundException($"{path}: not a transformer folder with config.json (or a pipeline folder with transformer/config.json, or a weights file in one)");
     }
 
     /// <summary>The baselines: the same bytes read with no parsing and no conversion.</summary>

@@ -26,6 +26,19 @@ public static class ProcessMemory
     /// <summary>Resident bytes now (0 off Linux).</summary>
     public static long ResidentBytes() => MemoryUsage.ResidentBytes() ?? 0;
 
+    /// <summary>Minor page faults of this process so far (field 10 of /proc/self/stat), 0 off Linux.</summary>
+    public static long MinorPageFaults()
+    {
+        try
+        {
+            string stat = File.ReadAllText("/proc/self/stat");
+            // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture);   // field 10 = 3rd + 7
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { return 0; }
+    }
+
     /// <summary>Returns freed managed memory and gives the native heap a chance to shrink before a measurement.</summary>
     public static void Settle()
     {

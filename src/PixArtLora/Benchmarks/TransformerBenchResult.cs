@@ -28,6 +28,10 @@ public sealed record TransformerBenchResult
     [JsonPropertyName("seconds_per_step_min")] public double SecondsPerStepMin { get; init; }
     /// <summary>CPU seconds this process spent per step (median): less sensitive to other processes' load than wall time.</summary>
     [JsonPropertyName("cpu_seconds_per_step_median")] public double CpuSecondsPerStepMedian { get; init; }
+    /// <summary>Forward part of a training step (median over timed steps; lora/full only).</summary>
+    [JsonPropertyName("forward_seconds_median")] public double? ForwardSecondsMedian { get; init; }
+    /// <summary>Minor page faults per step (warm-up included): fresh memory the kernel had to map and zero.</summary>
+    [JsonPropertyName("page_faults_per_step")] public long PageFaultsPerStep { get; init; }
     [JsonPropertyName("images_per_s")] public double ImagesPerSecond { get; init; }
 
     /// <summary>Analytic FLOPs of one step (<see cref="TransformerFlops"/>), recomputation included.</summary>
@@ -46,6 +50,10 @@ public sealed record TransformerBenchResult
     /// <summary>True when the peak could not be reset after the GEMM probe and covers the whole process.</summary>
     [JsonPropertyName("peak_rss_is_process_wide")] public bool PeakRssIsProcessWide { get; init; }
 
+    /// <summary>Attention kernel used: sdpa (libtorch) or chunked (<see cref="Models.Transformer.ChunkedAttention"/>).</summary>
+    [JsonPropertyName("attention_kernel")] public string? AttentionKernel { get; init; }
+    /// <summary>Whether <see cref="CpuAllocatorTuning"/> was in effect.</summary>
+    [JsonPropertyName("allocator_tuned")] public bool AllocatorTuned { get; init; }
     [JsonPropertyName("device")] public required string Device { get; init; }
     [JsonPropertyName("load_average_1m_start")] public double? LoadAverage1mStart { get; init; }
     [JsonPropertyName("load_average_1m_end")] public double? LoadAverage1mEnd { get; init; }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
 using TorchSharp;
@@ -28,6 +29,8 @@ public sealed record TransformerBenchOptions
     /// <summary>Side of the square matrices of the GEMM throughput probe.</summary>
     public int GemmSize { get; init; } = 2048;
     public long Seed { get; init; } = 0;
+    /// <summary>Attention kernel for the run (process-wide <see cref="ChunkedAttention.Kernel"/>).</summary>
+    public AttentionKernel Attention { get; init; } = AttentionKernel.Auto;
 
     public int ResolvedResolution => Resolution ?? Variant.ImageSize;
     public int ResolvedCaptionTokens => CaptionTokens ?? Variant.CaptionTokens;
@@ -60,6 +63,14 @@ public static class TransformerBenchmark
     public static TransformerBenchResult Run(TransformerBenchOptions options, Action<string>? log = null)
     {
         options.Validate();
+        var previousKernel = ChunkedAttention.Kernel;
+        ChunkedAttention.Kernel = options.Attention;
+        try { return Measure(options, log); }
+        finally { ChunkedAttention.Kernel = previousKernel; }
+    }
+
+    static TransformerBenchResult Measure(TransformerBenchOptions options, Action<string>? log)
+    {
         var device = options.Device;
         var machineBefore = MachineInfo.Read(device);
         log?.Invoke($"GEMM probe: {options.GemmSize}² {DtypeNames.Short(options.Dtype)} on {device}");
@@ -95,10 +106,14 @@ public static class TransformerBenchmark
 
         long batch = options.BatchSize, latent = options.ResolvedResolution / 8, tokens = options.ResolvedCaptionTokens;
         using var inputs = BenchInputs.Create(config, batch, latent, latent, tokens, device, options.Seed);
+        using var probe = empty(new long[] { 1, 1, 1, 1 }, dtype: options.Dtype, device: device);
+        string attentionKernel = ChunkedAttention.Selected(probe) ? "chunked" : "sdpa";
 
+        var forwardSeconds = new List<double>();
         void Step()
         {
             using var scope = NewDisposeScope();
+            long start = Stopwatch.GetTimestamp();
             if (options.Mode == BenchMode.Forward)
             {
                 using var noGrad = no_grad();
@@ -106,8 +121,8 @@ public static class TransformerBenchmark
             }
             else
             {
-                var output = inputs.Run(model);
-                var loss = output.square().mean();
+                var loss = inputs.Run(model).square().mean();
+                forwardSeconds.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
                 loss.backward();
                 model.zero_grad(set_to_none: true);
             }
@@ -115,7 +130,9 @@ public static class TransformerBenchmark
         }
 
         log?.Invoke($"{options.Warmup} warm-up + {options.Steps} timed {options.Mode.ToString().ToLowerInvariant()} steps at {options.ResolvedResolution} px, batch {batch}");
+        long faultsBefore = ProcessMemory.MinorPageFaults();
         var timing = StepTimer.Measure(Step, options.Warmup, options.Steps);
+        long faults = ProcessMemory.MinorPageFaults() - faultsBefore;
         long peak = ProcessMemory.PeakResidentBytes();
 
         var flops = TransformerFlops.Count(config, batch, latent, latent, tokens, options.Mode, options.GradientCheckpointing, options.LoraRank);
@@ -141,6 +158,8 @@ public static class TransformerBenchmark
             SecondsPerStepMedian = timing.Median,
             SecondsPerStepMin = timing.Min,
             CpuSecondsPerStepMedian = timing.CpuMedian,
+            ForwardSecondsMedian = forwardSeconds.Count > options.Warmup ? TimingStats.MedianOf(forwardSeconds.Skip(options.Warmup).ToList()) : null,
+            PageFaultsPerStep = faults / (options.Warmup + options.Steps),
             ImagesPerSecond = batch / timing.Median,
             ModelFlopsPerStep = flops.Total,
             Flops = flops,
@@ -152,6 +171,8 @@ public static class TransformerBenchmark
             PeakRssBytes = peak,
             RssBeforeModelBytes = rssBefore,
             PeakRssIsProcessWide = !peakReset,
+            AttentionKernel = attentionKernel,
+            AllocatorTuned = CpuAllocatorTuning.Applied,
             Device = machineBefore.Device,
             LoadAverage1mStart = machineBefore.LoadAverage1m,
             LoadAverage1mEnd = machineAfter.LoadAverage1m,

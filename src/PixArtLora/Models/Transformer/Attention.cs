@@ -76,7 +76,9 @@ public sealed class Attention : nn.Module
         Tensor? mask = null;
         if (bias is not null) mask = (bias.dim() == 3 ? bias.unsqueeze(1) : bias).to(q.dtype);
 
-        var attended = nn.functional.scaled_dot_product_attention(q, k, v, mask);   // scale 1/sqrt(head_dim)
+        var attended = ChunkedAttention.Selected(q)
+            ? ChunkedAttention.Apply(q, k, v, mask)                             // bf16 on CPU: GEMM-speed attention
+            : nn.functional.scaled_dot_product_attention(q, k, v, mask);   // scale 1/sqrt(head_dim)
         attended = attended.transpose(1, 2).reshape(batch, -1, Heads * HeadDim);
         var output = DtypeBoundary.Call(to_out[0], attended);
         output = to_out[1].call(output);

@@ -71,7 +71,14 @@ public sealed class PixArtTransformer2DModel : nn.Module
     {
         string folder = ResolveFolder(path);
         var config = PixArtTransformerConfig.Load(Path.Combine(folder, "config.json"));
-        var model = new PixArtTransformer2DModel(config, device, dtype);
+        // Built on meta and given uninitialised storage: a random init would cost more than the read, and the strict
+        // load below overwrites (or rejects) every parameter.
+        var model = new PixArtTransformer2DModel(config, META, dtype);
+        try
+        {
+            ParameterMaterializer.Materialize(model, device ?? CPU);
+        }
+        catch { model.Dispose(); throw; }
         try
         {
             model.LoadWeights(folder);
