@@ -39,9 +39,9 @@ public sealed record TransformerBenchResult
     [JsonPropertyName("flops_breakdown")] public FlopCount? Flops { get; init; }
     [JsonPropertyName("achieved_flops_per_s")] public double AchievedFlopsPerSecond { get; init; }
     [JsonPropertyName("gemm_size")] public int GemmSize { get; init; }
-    /// <summary>This process's square-GEMM throughput in the run's dtype (median of the probe).</summary>
+    /// <summary>This process's square-GEMM throughput in the run's dtype (fastest of the probe's products).</summary>
     [JsonPropertyName("gemm_flops_per_s")] public double GemmFlopsPerSecond { get; init; }
-    [JsonPropertyName("gemm_best_flops_per_s")] public double GemmBestFlopsPerSecond { get; init; }
+    [JsonPropertyName("gemm_median_flops_per_s")] public double GemmMedianFlopsPerSecond { get; init; }
     /// <summary>Model FLOP utilisation: achieved_flops_per_s / gemm_flops_per_s.</summary>
     [JsonPropertyName("mfu")] public double Mfu { get; init; }
 

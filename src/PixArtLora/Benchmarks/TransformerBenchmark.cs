@@ -166,7 +166,7 @@ public static class TransformerBenchmark
             AchievedFlopsPerSecond = flops.Total / timing.Median,
             GemmSize = gemm.Size,
             GemmFlopsPerSecond = gemm.FlopsPerSecond,
-            GemmBestFlopsPerSecond = gemm.BestFlopsPerSecond,
+            GemmMedianFlopsPerSecond = gemm.MedianFlopsPerSecond,
             Mfu = flops.Total / timing.Median / gemm.FlopsPerSecond,
             PeakRssBytes = peak,
             RssBeforeModelBytes = rssBefore,
