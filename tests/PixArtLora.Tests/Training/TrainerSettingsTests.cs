@@ -91,10 +91,14 @@ public class TrainerSettingsTests
     {
         var recipes = Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "recipes"), "*.yaml");
         Assert.Contains(recipes, r => Path.GetFileName(r) == "tiny-offline.yaml");
-        foreach (var recipe in recipes)
+        // The configs/train files mirror the reference trainer's configs: the data comes on the command line.
+        var configs = Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "configs", "train"), "*.yaml");
+        Assert.Equal(4, configs.Length);
+        foreach (var recipe in recipes.Concat(configs))
         {
             var s = new TrainSettings();
             SettingsBinder.ApplyYaml(s, recipe);
+            if (s.Dataset is null && s.JsonPath is null) s.JsonPath = "labels.json";
             // Recipes for GPUs may ask for CUDA-only settings; the rest of their values must be valid.
             if (s.Device != "cpu") s.Device = "cpu";
             if (s.MixedPrecision == "fp16") s.MixedPrecision = "bf16";
