@@ -28,6 +28,8 @@ public class TrainerCliTests
             .Concat(Small(output, TrainerWorkspace.CacheDir, "--max_train_steps", "4", "--validation_epochs", "1", "--validation_steps", "4",
                 "--checkpointing_steps", "2")).ToArray());
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        // 8 images in batches of 4: the fourth and last step ends the second epoch (not "epoch 3/2").
+        Assert.Contains("step 4/4 (100%) | epoch 2/2 |", stdout);
         string lora = Path.Combine(output, "pytorch_lora_weights.safetensors");
         Assert.Contains(lora, stdout);
         Assert.True(File.Exists(lora));

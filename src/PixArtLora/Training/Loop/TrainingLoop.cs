@@ -107,7 +107,10 @@ public sealed class TrainingLoop
                     foreach (var (k, v) in Memory.ToMetrics()) scalars[k] = v;
                     Metrics.Log(position.GlobalStep, scalars);
                 }
-                Progress.Report(new ProgressUpdate(position.GlobalStep, TotalSteps, position.Epoch + 1, TotalEpochs, loss, lr));
+                // position points at the next batch: after an epoch's last batch it is batch 0 of the next epoch, so the
+                // step just taken belongs to epoch position.Epoch (1-based), not the one after it.
+                long shownEpoch = position.BatchInEpoch == 0 ? position.Epoch : position.Epoch + 1;
+                Progress.Report(new ProgressUpdate(position.GlobalStep, TotalSteps, shownEpoch, TotalEpochs, loss, lr));
             }
             AfterStep?.Invoke(position.GlobalStep, loss);
 
