@@ -61,7 +61,8 @@ public static class ModelRegistry
     /// <summary>
     /// The offline test model: Σ-256 in shape (same code paths, fractional interpolation scale 0.5, 256-px buckets)
     /// but 2 blocks of width 32 and 32-d captions of 32 tokens, so it runs in milliseconds on a CPU. Nothing is
-    /// downloaded: weights are random (seed them with torch.manual_seed for determinism) or trained locally.
+    /// downloaded: <see cref="TinyModels"/> writes the whole pipeline (transformer, VAE, T5, tokenizer) with seeded
+    /// random weights, the same bytes on every machine.
     /// </summary>
     static ModelVariant Tiny() => new()
     {
