@@ -1,0 +1,124 @@
+using PixArtLora.Diffusion;
+using PixArtLora.Inference;
+using PixArtLora.Models.TextEncoder;
+using PixArtLora.Models.Transformer;
+using PixArtLora.Models.Vae;
+using PixArtLora.Registry;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PixArtLora.Benchmarks;
+
+/// <summary>
+/// A variant's whole pipeline at full size with random weights, built in memory: its transformer (registry config),
+/// its VAE architecture, its T5 encoder (T5 v1.1 XXL, or the tiny variant's small T5) with the real T5 SentencePiece
+/// tokenizer embedded in the library, and DPM-Solver++ as the releases configure it. Nothing is downloaded, so the
+/// end-to-end benchmark runs anywhere; the work per image is the real model's (same shapes, same token lengths).
+/// </summary>
+public static class RandomPipeline
+{
+    /// <summary>
+    /// Builds the pipeline on <paramref name="device"/>: transformer and VAE in <paramref name="dtype"/>, T5 in
+    /// <paramref name="textEncoderDtype"/>. T5 is created on the first prompt encode and then kept (the benchmark
+    /// encodes again for every image). The pipeline owns and disposes every module.
+    /// </summary>
+    public static PixArtPipeline Build(ModelVariant variant, ScalarType dtype, ScalarType textEncoderDtype, Device device, long seed = 0)
+    {
+        var t5Config = TextEncoderConfigFor(variant);
+        if (variant.TransformerConfig.CaptionChannels is int width && width != t5Config.DModel)
+            throw new InvalidOperationException($"{variant.Id}: caption_channels {width}, but its T5 encoder has d_model {t5Config.DModel}");
+        torch.manual_seed(seed);
+        var transformer = new PixArtTransformer2DModel(variant.TransformerConfig, device, dtype);
+        AutoencoderKL? vae = null;
+        try
+        {
+            vae = new AutoencoderKL(VaeConfigFor(variant), device, dtype);
+            foreach (var p in transformer.parameters()) p.requires_grad = false;
+            transformer.eval();
+            var encoderOptions = new T5PromptEncoderOptions
+            {
+                MaxLength = variant.CaptionTokens, Device = device, DType = textEncoderDtype, OutputDevice = CPU,
+                Preprocessing = PromptPreprocessing.Mode.LowerStrip,
+            };
+            var scheduler = SchedulerConfig.Parse(TinyModels.SchedulerConfigJson, "diffusers' DPMSolverMultistepScheduler config of the PixArt releases");
+            var pipeline = PixArtPipeline.FromModules(transformer, vae, scheduler, new PipelineModulesOptions
+            {
+                Variant = variant,
+                ModelName = $"{variant.Id} (random weights)",
+                TextEncoder = () => new T5PromptEncoder(T5Tokenizer.FromModel(TinyModels.T5SentencePieceModel()),
+                    RandomTextEncoder(t5Config, device, textEncoderDtype, seed), encoderOptions),
+                OwnsModules = true,
+            });
+            pipeline.KeepTextEncoder = true;
+            return pipeline;
+        }
+        catch
+        {
+            vae?.Dispose();
+            transformer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The T5 encoder a variant conditions on: T5 v1.1 XXL for the released ones, the tiny T5 for <c>tiny</c>.</summary>
+    public static T5Config TextEncoderConfigFor(ModelVariant variant) =>
+        variant.Id == TinyModels.VariantId ? TinyModels.TextEncoderConfig : T5Config.V11Xxl;
+
+    /// <summary>
+    /// The VAE a variant decodes with. α's sd-vae-ft-ema and Σ's SDXL VAE share one architecture (KL-f8: blocks of
+    /// 128, 256, 512, 512 channels, 2 ResNets each, 4 latent channels) and differ in weights and scaling factor, so
+    /// random weights of that architecture cost exactly what decoding costs. The sample size only sets the tile size
+    /// of tiled decoding, which applies above ~1280² pixels; the variant's base size is used.
+    /// </summary>
+    public static AutoencoderKLConfig VaeConfigFor(ModelVariant variant)
+    {
+        if (variant.Id == TinyModels.VariantId) return TinyModels.VaeConfig;
+        return new AutoencoderKLConfig
+        {
+            InChannels = 3, OutChannels = 3, LatentChannels = variant.TransformerConfig.InChannels, LayersPerBlock = 2, NormNumGroups = 32,
+            BlockOutChannels = new[] { 128, 256, 512, 512 },
+            DownBlockTypes = Enumerable.Repeat(AutoencoderKLConfig.DownBlockType, 4).ToArray(),
+            UpBlockTypes = Enumerable.Repeat(AutoencoderKLConfig.UpBlockType, 4).ToArray(),
+            SampleSize = new[] { variant.ImageSize }, ScalingFactor = variant.Vae.ScalingFactor, ForceUpcast = true,
+        };
+    }
+
+    /// <summary>
+    /// A T5 encoder with random weights: built with uninitialised storage (<see cref="T5EncoderModel.Create"/>), then
+    /// filled in place (4.8 B parameters for XXL: an init pass per tensor, no second copy).
+    /// </summary>
+    public static T5EncoderModel RandomTextEncoder(T5Config config, Device device, ScalarType dtype, long seed = 0)
+    {
+        var model = T5EncoderModel.Create(config, device, dtype);
+        try
+        {
+            FillRandom(model, seed);
+            model.eval();
+            return model;
+        }
+        catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>
+    /// Fills every parameter in place with values of a trained network's scale, so that activations stay finite and
+    /// timings are not distorted by NaN or denormal arithmetic: matrices U(±√(3 / fan_in)) (variance 1 / fan_in),
+    /// norm weights 1, other vectors 0.
+    /// </summary>
+    public static void FillRandom(nn.Module module, long seed)
+    {
+        // The global generator, seeded here: a CPU generator object cannot fill CUDA tensors.
+        torch.manual_seed(seed);
+        using var noGrad = no_grad();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            if (p.dim() >= 2)
+            {
+                double fanIn = p.numel() / (double)p.shape[0];
+                double bound = Math.Sqrt(3.0 / fanIn);
+                p.uniform_(-bound, bound);
+            }
+            else if (name.Contains("norm", StringComparison.OrdinalIgnoreCase) && name.EndsWith("weight", StringComparison.Ordinal)) p.fill_(1);
+            else p.zero_();
+        }
+    }
+}
