@@ -1,5 +1,6 @@
 using PixArtLora.Diffusion;
 using PixArtLora.Inference;
+using PixArtLora.Models.Common;
 using PixArtLora.Models.TextEncoder;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Models.Vae;
@@ -28,11 +29,11 @@ public static class RandomPipeline
         if (variant.TransformerConfig.CaptionChannels is int width && width != t5Config.DModel)
             throw new InvalidOperationException($"{variant.Id}: caption_channels {width}, but its T5 encoder has d_model {t5Config.DModel}");
         torch.manual_seed(seed);
-        var transformer = new PixArtTransformer2DModel(variant.TransformerConfig, device, dtype);
+        var transformer = RandomTransformer(variant.TransformerConfig, device, dtype, seed);
         AutoencoderKL? vae = null;
         try
         {
-            vae = new AutoencoderKL(VaeConfigFor(variant), device, dtype);
+            vae = new AutoencoderKL(VaeConfigFor(variant), device, dtype);   // 84 M parameters: its own init is quick
             foreach (var p in transformer.parameters()) p.requires_grad = false;
             transformer.eval();
             var encoderOptions = new T5PromptEncoderOptions
@@ -84,6 +85,22 @@ public static class RandomPipeline
     }
 
     /// <summary>
+    /// A transformer with random weights: built on the meta device, given uninitialised storage, then filled by
+    /// <see cref="FillRandom"/> (the constructor's per-layer initialisation is several times slower).
+    /// </summary>
+    public static PixArtTransformer2DModel RandomTransformer(PixArtTransformerConfig config, Device device, ScalarType dtype, long seed = 0)
+    {
+        var model = new PixArtTransformer2DModel(config, META, dtype);
+        try
+        {
+            ParameterMaterializer.Materialize(model, device);
+            FillRandom(model, seed);
+            return model;
+        }
+        catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>
     /// A T5 encoder with random weights: built with uninitialised storage (<see cref="T5EncoderModel.Create"/>), then
     /// filled in place (4.8 B parameters for XXL: an init pass per tensor, no second copy).
     /// </summary>
@@ -104,21 +121,53 @@ public static class RandomPipeline
     /// timings are not distorted by NaN or denormal arithmetic: matrices U(±√(3 / fan_in)) (variance 1 / fan_in),
     /// norm weights 1, other vectors 0.
     /// </summary>
+    /// <remarks>
+    /// Drawing 4.8 B random numbers for T5-XXL takes minutes on a small CPU (libtorch's generator is serial, ~50 M/s in
+    /// bf16), so one pool of <see cref="PoolSize"/> unit-variance values is drawn and each tensor is copied from it, scaled,
+    /// starting at a different offset. The pool's length is odd, so consecutive rows of a matrix never repeat; the
+    /// values are as good as independent for a benchmark, whose speed does not depend on them.
+    /// </remarks>
     public static void FillRandom(nn.Module module, long seed)
     {
-        // The global generator, seeded here: a CPU generator object cannot fill CUDA tensors.
-        torch.manual_seed(seed);
         using var noGrad = no_grad();
-        foreach (var (name, p) in module.named_parameters())
+        using var generator = new Generator((ulong)seed);
+        // U(-√3, √3): unit variance. Drawn on the CPU in float32 so that a seed gives the same weights everywhere.
+        using var unit = (rand(new long[] { PoolSize }, float32, generator: generator) * 2 - 1) * Math.Sqrt(3);
+        var pools = new Dictionary<(ScalarType, string), Tensor>();
+        try
         {
-            if (p.dim() >= 2)
+            long index = 0;
+            foreach (var (name, p) in module.named_parameters())
             {
-                double fanIn = p.numel() / (double)p.shape[0];
-                double bound = Math.Sqrt(3.0 / fanIn);
-                p.uniform_(-bound, bound);
+                index++;
+                if (p.dim() < 2)
+                {
+                    if (name.Contains("norm", StringComparison.OrdinalIgnoreCase) && name.EndsWith("weight", StringComparison.Ordinal)) p.fill_(1);
+                    else p.zero_();
+                    continue;
+                }
+                var key = (p.dtype, p.device.ToString());
+                if (!pools.TryGetValue(key, out var pool)) pools[key] = pool = unit.to(p.dtype, p.device);
+                double scale = 1 / Math.Sqrt(p.numel() / (double)p.shape[0]);
+                using var flat = p.view(-1);
+                long offset = (index * 7_919_003L) % PoolSize, done = 0, total = flat.numel();
+                while (done < total)
+                {
+                    long n = Math.Min(total - done, PoolSize - offset);
+                    using var target = flat.narrow(0, done, n);
+                    using var source = pool.narrow(0, offset, n);
+                    target.copy_(source).mul_(scale);
+                    done += n;
+                    offset = 0;
+                }
             }
-            else if (name.Contains("norm", StringComparison.OrdinalIgnoreCase) && name.EndsWith("weight", StringComparison.Ordinal)) p.fill_(1);
-            else p.zero_();
+        }
+        finally
+        {
+            foreach (var pool in pools.Values) pool.Dispose();
         }
     }
+
+    /// <summary>Values in the pool <see cref="FillRandom"/> copies from (odd, about 8 M).</summary>
+    public const long PoolSize = (1L << 23) + 9;
 }
