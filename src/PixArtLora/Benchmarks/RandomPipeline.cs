@@ -28,12 +28,11 @@ public static class RandomPipeline
         var t5Config = TextEncoderConfigFor(variant);
         if (variant.TransformerConfig.CaptionChannels is int width && width != t5Config.DModel)
             throw new InvalidOperationException($"{variant.Id}: caption_channels {width}, but its T5 encoder has d_model {t5Config.DModel}");
-        torch.manual_seed(seed);
         var transformer = RandomTransformer(variant.TransformerConfig, device, dtype, seed);
         AutoencoderKL? vae = null;
         try
         {
-            vae = new AutoencoderKL(VaeConfigFor(variant), device, dtype);   // 84 M parameters: its own init is quick
+            vae = RandomVae(VaeConfigFor(variant), device, dtype, seed);
             foreach (var p in transformer.parameters()) p.requires_grad = false;
             transformer.eval();
             var encoderOptions = new T5PromptEncoderOptions
@@ -86,7 +85,8 @@ public static class RandomPipeline
 
     /// <summary>
     /// A transformer with random weights: built on the meta device, given uninitialised storage, then filled by
-    /// <see cref="FillRandom"/> (the constructor's per-layer initialisation is several times slower).
+    /// <see cref="FillRandom"/>. Faster than the constructor's per-layer initialisation, and it leaves torch's global
+    /// generator alone (a training run in the same process keeps its random sequence).
     /// </summary>
     public static PixArtTransformer2DModel RandomTransformer(PixArtTransformerConfig config, Device device, ScalarType dtype, long seed = 0)
     {
@@ -98,6 +98,19 @@ public static class RandomPipeline
             return model;
         }
         catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>A VAE with random weights, built as <see cref="RandomTransformer"/> is.</summary>
+    public static AutoencoderKL RandomVae(AutoencoderKLConfig config, Device device, ScalarType dtype, long seed = 0)
+    {
+        var vae = new AutoencoderKL(config, META, dtype);
+        try
+        {
+            ParameterMaterializer.Materialize(vae, device);
+            FillRandom(vae, seed);
+            return vae;
+        }
+        catch { vae.Dispose(); throw; }
     }
 
     /// <summary>

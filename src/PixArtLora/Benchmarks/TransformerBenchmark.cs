@@ -106,9 +106,8 @@ public static class TransformerBenchmark
         long rssBefore = ProcessMemory.ResidentBytes();
 
         var config = options.Variant.TransformerConfig;
-        torch.manual_seed(options.Seed);
         log?.Invoke($"building {options.Variant.Id} ({DtypeNames.Short(options.Dtype)}, random weights)");
-        using var model = new PixArtTransformer2DModel(config, device, options.Dtype);
+        using var model = RandomPipeline.RandomTransformer(config, device, options.Dtype, options.Seed);
         using LoraNetwork? lora = options.Mode == BenchMode.Lora ? AttachAdapters(model, options.LoraRank, device, options.Seed) : null;
         long adapterParameters = lora?.TrainableParameters().Sum(p => p.numel()) ?? 0;
         switch (options.Mode)

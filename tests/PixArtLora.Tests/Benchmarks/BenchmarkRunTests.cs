@@ -53,8 +53,7 @@ public class BenchmarkRunTests
         // A bf16 base with fp32 adapters, as the trainer's --mixed_precision bf16 sets it up.
         using var scope = NewDisposeScope();
         var config = ModelRegistry.Get("tiny").TransformerConfig;
-        manual_seed(3);
-        using var model = new PixArtTransformer2DModel(config, CPU, ScalarType.BFloat16);
+        using var model = RandomPipeline.RandomTransformer(config, CPU, ScalarType.BFloat16, seed: 3);
         const int rank = 4;
         using var network = TransformerBenchmark.AttachAdapters(model, rank, CPU);
 
