@@ -12,7 +12,8 @@ namespace PixArtLora.Cli.Verbs;
 /// <summary>
 /// <c>lora bench</c>: seconds per step, FLOP utilisation and peak memory of the transformer at a variant, resolution,
 /// dtype and mode (random weights, nothing downloaded); or with <c>--load</c>, the time and memory to load a
-/// checkpoint against simply reading it. Prints a table and writes JSON with <c>--json</c>.
+/// checkpoint against simply reading it; or with <c>--end_to_end</c>, seconds per image through the whole pipeline.
+/// Prints a table and writes JSON with <c>--json</c>.
 /// </summary>
 public static class BenchVerb
 {
@@ -38,12 +39,17 @@ public static class BenchVerb
             "Write random-weight fp32 and bf16 checkpoints of --variant into this folder, then measure loading them (unless --load is given)");
         var attention = CliOptions.Create<string>("--attention", "Attention kernel: auto (chunked GEMMs for bf16 on CPU, else SDPA), sdpa or chunked", "auto");
         var allocator = CliOptions.Create<string>("--allocator", "Native heap: tuned (huge pages, no per-step unmapping) or default (glibc as is)", "tuned");
-        var endToEnd = CliOptions.Create<bool>("--end_to_end", "Seconds per image through the whole pipeline (T5, sampler, VAE)");
+        var endToEnd = CliOptions.Create<bool>("--end_to_end",
+            "Seconds per image through the whole pipeline (T5, sampler with guidance, VAE decode), without and with the prompt encode: " +
+            "--variant with random weights built in memory, or the model of --model_id; --steps/--warmup count images");
+        var modelId = CliOptions.Create<string?>("--model_id", "With --end_to_end: registry id, local pipeline folder or Hub id to load instead of random weights (e.g. tiny)");
+        var inferSteps = CliOptions.Create<int?>("--infer_steps", "With --end_to_end: sampler steps per image (default: the model's, DPM-Solver++ 20)");
+        var textEncoderDtype = CliOptions.Create<string>("--text_encoder_dtype", "With --end_to_end: T5 dtype (T5-XXL is 9.5 GB in bf16, 19 GB in fp32)", "bf16");
 
-        var command = new Command("bench", "Measure transformer speed (s/step, MFU), peak memory, or checkpoint loading on this machine")
+        var command = new Command("bench", "Measure transformer speed (s/step, MFU), peak memory, checkpoint loading, or end-to-end seconds per image on this machine")
         {
             variant, resolution, dtype, mode, checkpointing, steps, warmup, batch, rank, captionTokens, gemmSize, device, seed, json,
-            load, loadDtypes, makeCheckpoint, attention, allocator, endToEnd,
+            load, loadDtypes, makeCheckpoint, attention, allocator, endToEnd, modelId, inferSteps, textEncoderDtype,
         };
         command.SetAction(parse =>
         {
@@ -59,9 +65,30 @@ public static class BenchVerb
             var model = ModelRegistry.Get(parse.GetValue(variant)!);
             string? jsonPath = parse.GetValue(json);
 
+            var attentionKernel = ParseAttention(parse.GetValue(attention)!);
+
             if (parse.GetValue(endToEnd))
-                throw new NotSupportedException(
-                    "--end_to_end needs the inference pipeline, which this build does not have yet; it will plug in through PixArtLora.Benchmarks.IEndToEndGenerator");
+            {
+                var e2e = EndToEndRun.Run(new EndToEndBenchOptions
+                {
+                    Variant = model,
+                    ModelId = parse.GetValue(modelId),
+                    Resolution = parse.GetValue(resolution),
+                    Dtype = DtypeNames.Parse(parse.GetValue(dtype)!),
+                    TextEncoderDtype = DtypeNames.Parse(parse.GetValue(textEncoderDtype)!),
+                    InferSteps = parse.GetValue(inferSteps),
+                    Steps = parse.GetValue(steps),
+                    Warmup = parse.GetValue(warmup),
+                    Device = new Device(parse.GetValue(device)!),
+                    Seed = parse.GetValue(seed),
+                    Attention = attentionKernel,
+                }, Log);
+                WriteEndToEndTable(output, e2e);
+                if (jsonPath != null) AtomicFile.WriteAllText(jsonPath, e2e.ToJson());
+                return 0;
+            }
+            if (parse.GetValue(modelId) is not null)
+                throw new ArgumentException("--model_id applies to --end_to_end (the step benchmark always uses random weights of --variant)");
 
             string? loadPath = parse.GetValue(load);
             if (parse.GetValue(makeCheckpoint) is { } folder)
@@ -99,13 +126,7 @@ public static class BenchVerb
                 GemmSize = parse.GetValue(gemmSize),
                 Device = new Device(parse.GetValue(device)!),
                 Seed = parse.GetValue(seed),
-                Attention = parse.GetValue(attention)!.Trim().ToLowerInvariant() switch
-                {
-                    "auto" => AttentionKernel.Auto,
-                    "sdpa" => AttentionKernel.Sdpa,
-                    "chunked" => AttentionKernel.Chunked,
-                    var other => throw new ArgumentException($"--attention '{other}': expected auto, sdpa or chunked"),
-                },
+                Attention = attentionKernel,
             };
             var bench = TransformerBenchmark.Run(options, Log);
             WriteStepTable(output, bench);
@@ -121,6 +142,14 @@ public static class BenchVerb
         "lora" => BenchMode.Lora,
         "full" => BenchMode.Full,
         _ => throw new ArgumentException($"--mode '{text}': expected forward, lora or full"),
+    };
+
+    static AttentionKernel ParseAttention(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "auto" => AttentionKernel.Auto,
+        "sdpa" => AttentionKernel.Sdpa,
+        "chunked" => AttentionKernel.Chunked,
+        var other => throw new ArgumentException($"--attention '{other}': expected auto, sdpa or chunked"),
     };
 
     static IReadOnlyList<ScalarType> ParseDtypes(string text) =>
@@ -154,6 +183,27 @@ public static class BenchVerb
         Row("MFU", F(r.Mfu, "F2"));
         Row("peak RSS", Gb(r.PeakRssBytes) + $" (weights {Gb(r.WeightBytes)})");
         Row("parameters (trainable)", $"{r.Parameters:N0} ({r.TrainableParameters:N0})");
+        Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");
+        Row("device", r.Device);
+        Row("load average 1m (start → end)", $"{r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"} → {r.LoadAverage1mEnd?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}");
+        ConsoleFor(output).Write(table);
+    }
+
+    static void WriteEndToEndTable(TextWriter output, EndToEndBenchResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"[bold]{Markup.Escape($"end to end: {r.Variant} ({r.Model}) {r.Resolution}px {r.Dtype}, T5 {r.TextEncoderDtype}, {r.InferSteps} {r.Sampler} steps")}[/]");
+        table.AddColumn("[bold]measure[/]").AddColumn(new TableColumn("[bold]value[/]").RightAligned());
+        void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
+        Row("s/image without T5, median (min)", $"{F(r.SecondsPerImageMedian)} ({F(r.SecondsPerImageMin)})");
+        Row("s/image with T5, median (min)", $"{F(r.SecondsPerImageWithTextEncoderMedian)} ({F(r.SecondsPerImageWithTextEncoderMin)})");
+        Row("T5 encode median", F(r.TextEncoderSecondsMedian));
+        Row($"transformer s/sampler step (batch {r.TransformerBatch})", F(r.TransformerSecondsPerSamplerStepMedian));
+        Row("VAE decode median", F(r.VaeDecodeSecondsMedian));
+        Row("CPU s/image median", F(r.CpuSecondsPerImageMedian));
+        Row("setup (build or load, first encode)", F(r.SetupSeconds, "F1") + " s");
+        Row("peak RSS", Gb(r.PeakRssBytes) + $" (before models {Gb(r.RssBeforeModelBytes)})");
+        Row("caption tokens, guidance", $"{r.CaptionTokens}, {F(r.GuidanceScale, "G")}");
         Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");
         Row("device", r.Device);
         Row("load average 1m (start → end)", $"{r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"} → {r.LoadAverage1mEnd?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}");

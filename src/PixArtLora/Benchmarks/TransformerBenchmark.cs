@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PixArtLora.Lora;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
 using TorchSharp;
@@ -69,6 +70,30 @@ public static class TransformerBenchmark
         finally { ChunkedAttention.Kernel = previousKernel; }
     }
 
+    /// <summary>The name of the adapter <see cref="AttachAdapters"/> adds.</summary>
+    public const string AdapterName = "bench";
+
+    /// <summary>
+    /// Attaches the library's LoRA adapters as <c>lora train</c> does: rank <paramref name="rank"/>, alpha = rank, on
+    /// <see cref="TransformerFlops.AdapterTargets"/> of every attention, A and B in float32 whatever the base dtype
+    /// (the trainer's <c>--mixed_precision bf16</c> keeps a bf16 base and fp32 adapters), A drawn from PEFT's
+    /// "gaussian" as the reference LoRA scripts do. Every other parameter is frozen.
+    /// </summary>
+    public static LoraNetwork AttachAdapters(PixArtTransformer2DModel model, int rank, Device device, long seed = 0)
+    {
+        var network = LoraNetwork.Attach(model);
+        try
+        {
+            var config = new LoraConfig
+            {
+                Rank = rank, Alpha = rank, Targets = new LoraTargets(TransformerFlops.AdapterTargets), Init = LoraInit.Gaussian, Seed = seed,
+            };
+            network.AddAdapter(AdapterName, config, device, ScalarType.Float32);
+            return network;
+        }
+        catch { network.Dispose(); throw; }
+    }
+
     static TransformerBenchResult Measure(TransformerBenchOptions options, Action<string>? log)
     {
         var device = options.Device;
@@ -81,10 +106,10 @@ public static class TransformerBenchmark
         long rssBefore = ProcessMemory.ResidentBytes();
 
         var config = options.Variant.TransformerConfig;
-        torch.manual_seed(options.Seed);
         log?.Invoke($"building {options.Variant.Id} ({DtypeNames.Short(options.Dtype)}, random weights)");
-        using var model = new PixArtTransformer2DModel(config, device, options.Dtype);
-        long adapterParameters = 0;
+        using var model = RandomPipeline.RandomTransformer(config, device, options.Dtype, options.Seed);
+        using LoraNetwork? lora = options.Mode == BenchMode.Lora ? AttachAdapters(model, options.LoraRank, device, options.Seed) : null;
+        long adapterParameters = lora?.TrainableParameters().Sum(p => p.numel()) ?? 0;
         switch (options.Mode)
         {
             case BenchMode.Forward:
@@ -92,7 +117,6 @@ public static class TransformerBenchmark
                 foreach (var p in model.parameters()) p.requires_grad = false;
                 break;
             case BenchMode.Lora:
-                adapterParameters = StandInLoraAdapter.Inject(model, options.LoraRank, alpha: options.LoraRank);
                 model.train();
                 break;
             case BenchMode.Full:

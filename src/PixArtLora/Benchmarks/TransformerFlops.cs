@@ -1,3 +1,4 @@
+using PixArtLora.Lora;
 using PixArtLora.Models.Transformer;
 
 namespace PixArtLora.Benchmarks;
@@ -54,8 +55,11 @@ public sealed record FlopCount(double Forward, double InputGradients, double Wei
 /// </remarks>
 public static class TransformerFlops
 {
-    /// <summary>Projections the stand-in adapter (and the LoRA module's default target set) wraps in every attention.</summary>
-    public static IReadOnlyList<string> AdapterTargets { get; } = new[] { "to_q", "to_k", "to_v", "to_out.0" };
+    /// <summary>
+    /// Projections that <see cref="BenchMode.Lora"/> adapts in every attention (self and cross): the LoRA module's
+    /// default target set, <see cref="LoraTargets.Attention"/>.
+    /// </summary>
+    public static IReadOnlyList<string> AdapterTargets => LoraTargets.Attention.Patterns;
 
     /// <summary>
     /// FLOPs of one step of <paramref name="mode"/> on a batch of <paramref name="batch"/> latents of

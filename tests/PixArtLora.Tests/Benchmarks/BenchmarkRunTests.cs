@@ -48,26 +48,46 @@ public class BenchmarkRunTests
     }
 
     [Fact]
-    public void StandInAdapterStartsAtTheBaseModelAndOnlyItTrains()
+    public void LoraModeAttachesTheLibraryAdaptersTheFlopCountCharges()
     {
+        // A bf16 base with fp32 adapters, as the trainer's --mixed_precision bf16 sets it up.
         using var scope = NewDisposeScope();
         var config = ModelRegistry.Get("tiny").TransformerConfig;
-        manual_seed(3);
-        using var model = new PixArtTransformer2DModel(config);
-        using var inputs = BenchInputs.Create(config, 1, 8, 8, 6, CPU, seed: 5);
-        Tensor before;
-        using (no_grad()) before = inputs.Run(model);
-        StandInLoraAdapter.Inject(model, rank: 4, alpha: 4);
-        model.train();
-        var after = inputs.Run(model);
-        TensorAssert.Equal(after.detach(), before, "adapted output");   // B starts at zero: exactly the base
+        using var model = RandomPipeline.RandomTransformer(config, CPU, ScalarType.BFloat16, seed: 3);
+        const int rank = 4;
+        using var network = TransformerBenchmark.AttachAdapters(model, rank, CPU);
 
-        after.square().mean().backward();
+        // Exactly q, k, v, out of both attentions of every block: the layers TransformerFlops charges adapter products to.
+        var expected = Enumerable.Range(0, config.NumLayers)
+            .SelectMany(b => new[] { "attn1", "attn2" }.SelectMany(a => TransformerFlops.AdapterTargets.Select(t => $"transformer_blocks.{b}.{a}.{t}")))
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, network.Layers.Keys.ToList());
+        Assert.All(network.TrainableParameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(model.parameters().Where(p => !p.requires_grad), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+
+        // The adapter products TransformerFlops adds in LoRA mode are 2·tokens·r·(in + out) per adapted layer, with
+        // image tokens everywhere except the cross-attention k/v (caption tokens).
+        const long latent = 8, captionTokens = 6;
+        long imageTokens = (latent / config.PatchSize) * (latent / config.PatchSize);
+        double adapterFlops = network.Layers.Sum(kv =>
+        {
+            long tokens = kv.Key.Contains("attn2.to_k") || kv.Key.Contains("attn2.to_v") ? captionTokens : imageTokens;
+            return 2.0 * tokens * rank * (kv.Value.InFeatures + kv.Value.OutFeatures);
+        });
+        var lora = TransformerFlops.Count(config, 1, latent, latent, captionTokens, BenchMode.Lora, loraRank: rank);
+        var forward = TransformerFlops.Count(config, 1, latent, latent, captionTokens, BenchMode.Forward);
+        Assert.Equal(adapterFlops, lora.Forward - forward.Forward);
+        // and the adapters' own weight gradients are all the weight gradients of LoRA mode.
+        Assert.Equal(adapterFlops, lora.WeightGradients);
+
+        // Only the adapters train: after a backward, gradients sit on lora_B (A's is B-weighted, zero while B is zero).
+        using var inputs = BenchInputs.Create(config, 1, latent, latent, captionTokens, CPU, seed: 5);
+        model.train();
+        inputs.Run(model).to(ScalarType.Float32).square().mean().backward();
         var withGrad = model.named_parameters().Where(p => p.parameter.grad is not null).Select(p => p.name).ToList();
         Assert.NotEmpty(withGrad);
         Assert.All(withGrad, name => Assert.Contains(".lora_", name));
-        // B gets a gradient even at zero; A does not until B moves (its gradient is B-weighted), as in any LoRA.
-        Assert.True(model.named_parameters().Where(p => p.name.EndsWith("lora_B.weight")).All(p => p.parameter.grad!.abs().sum().item<float>() > 0));
+        Assert.True(network.Layers.Values.All(l => l.Factors(TransformerBenchmark.AdapterName).B.weight.grad!.abs().sum().item<float>() > 0));
     }
 
     [Fact]
