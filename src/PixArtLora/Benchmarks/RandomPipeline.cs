@@ -143,9 +143,12 @@ public static class RandomPipeline
     public static void FillRandom(nn.Module module, long seed)
     {
         using var noGrad = no_grad();
+        // The scope holds every temporary until it is disposed: an unreferenced intermediate could otherwise be
+        // finalized by a GC on another thread while libtorch still reads it (a crash seen in parallel tests).
+        using var scope = NewDisposeScope();
         using var generator = new Generator((ulong)seed);
         // U(-√3, √3): unit variance. Drawn on the CPU in float32 so that a seed gives the same weights everywhere.
-        using var unit = (rand(new long[] { PoolSize }, float32, generator: generator) * 2 - 1) * Math.Sqrt(3);
+        var unit = rand(new long[] { PoolSize }, float32, generator: generator).mul_(2).sub_(1).mul_(Math.Sqrt(3));
         var pools = new Dictionary<(ScalarType, string), Tensor>();
         try
         {

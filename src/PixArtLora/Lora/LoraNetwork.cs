@@ -31,6 +31,21 @@ public sealed class LoraNetwork : IDisposable
     /// <summary>Prepares <paramref name="model"/> for adapters (nothing changes until one is added).</summary>
     public static LoraNetwork Attach(nn.Module model) => new(model);
 
+    /// <summary>
+    /// The generator adapter dropout draws from while training (see <see cref="LoraLinear.DropoutGenerator"/>), for every
+    /// wrapped layer, present and future; null uses the global torch generator.
+    /// </summary>
+    public Generator? DropoutGenerator
+    {
+        get => _dropoutGenerator;
+        set
+        {
+            _dropoutGenerator = value;
+            foreach (var layer in _layers.Values) layer.DropoutGenerator = value;
+        }
+    }
+    Generator? _dropoutGenerator;
+
     /// <summary>The wrapped layers by full module name.</summary>
     public IReadOnlyDictionary<string, LoraLinear> Layers => _layers;
 
@@ -188,7 +203,7 @@ public sealed class LoraNetwork : IDisposable
     LoraLinear LayerFor(string moduleName, Linear linear)
     {
         if (_layers.TryGetValue(moduleName, out var layer)) return layer;
-        layer = new LoraLinear(linear);
+        layer = new LoraLinear(linear) { DropoutGenerator = _dropoutGenerator };
         layer.AttachToBase();
         _layers[moduleName] = layer;
         return layer;

@@ -60,6 +60,7 @@ public static class Trainer
             using var feed = TrainingDataFeed.Open(plan, files, data, tokens, epochs, s.ValidationPrompt, log, stop.Token);
             using var random = new TrainingRandom(s.Seed);
             using var model = LoadModel(plan, files);
+            model.UseDropoutGenerator(random.Stream("lora_dropout"));
             log(model.ToString());
             var objective = CreateObjective(plan, files, model.Model.Config);
 

@@ -128,10 +128,10 @@ public sealed class TrainingRandom : IDisposable
         if (!file.Metadata.TryGetValue("seed", out var seedText)
             || !long.TryParse(seedText, NumberStyles.Integer, CultureInfo.InvariantCulture, out long seed))
             throw new InvalidDataException($"{path}: metadata 'seed' is missing or not an integer");
-        // Streams derived from the old seed that the checkpoint does not cover would now be wrong: drop them.
-        foreach (var g in _streams.Values) g.Dispose();
-        _streams.Clear();
+        // Streams derived from the old seed that the checkpoint does not cover would now be wrong: reseed them from
+        // the checkpoint's seed. The Generator objects stay the same, because users hold them (LoRA dropout).
         Seed = seed;
+        foreach (var (name, g) in _streams) g.manual_seed(StreamSeed(seed, name));
         LoadStates(file.Entries.Keys.ToDictionary(k => k, k => file.Read(k)));
     }
 

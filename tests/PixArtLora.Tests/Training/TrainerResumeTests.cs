@@ -1,4 +1,6 @@
 using PixArtLora.IO;
+using TorchSharp;
+using static TorchSharp.torch;
 using PixArtLora.Tests.Parity;
 using PixArtLora.Training;
 using PixArtLora.Training.Checkpoints;
@@ -68,6 +70,19 @@ public class TrainerResumeTests
         var other = Trainer.Run(TrainerWorkspace.Settings("seed-c", s => { s.MaxTrainSteps = 3; s.Seed = 8; }), TrainerWorkspace.Options());
         Assert.Equal(one.Losses, same.Losses);
         Assert.NotEqual(one.Losses, other.Losses);
+    }
+
+    [Fact]
+    public void Other_users_of_the_global_generator_do_not_change_the_run()
+    {
+        // Tests run in parallel and libraries draw from torch's global generator (module initialisation, nn.Dropout):
+        // a run's randomness, LoRA dropout included, must come only from its own streams.
+        var quiet = Trainer.Run(TrainerWorkspace.Settings("global-a", Busy), TrainerWorkspace.Options());
+        var noisy = Trainer.Run(TrainerWorkspace.Settings("global-b", Busy), TrainerWorkspace.Options() with
+        {
+            AfterStep = (_, _) => { using var drawn = randn(1000); torch.manual_seed(12345); },
+        });
+        Assert.Equal(quiet.Losses, noisy.Losses);
     }
 
     [Fact]

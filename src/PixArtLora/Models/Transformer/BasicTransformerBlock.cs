@@ -37,7 +37,7 @@ public sealed class BasicTransformerBlock : nn.Module
         if (config.CrossAttentionDim is int contextDim)
             attn2 = new Attention(dim, contextDim, config.NumAttentionHeads, config.AttentionHeadDim, config.AttentionBias, config.Dropout, device, dtype);
         ff = new FeedForward(dim, config.ActivationFn, config.Dropout, device: device, dtype: dtype);
-        scale_shift_table = new Parameter(torch.randn(new long[] { 6, dim }, dtype: dtype, device: device) / Math.Sqrt(dim));
+        scale_shift_table = new Parameter(torch.randn(new long[] { 6, dim }, dtype: dtype, device: device).div_(Math.Sqrt(dim)));
         RegisterComponents();
     }
 

@@ -45,7 +45,7 @@ public sealed class PixArtTransformer2DModel : nn.Module
         transformer_blocks = new ModuleList<BasicTransformerBlock>(
             Enumerable.Range(0, config.NumLayers).Select(_ => new BasicTransformerBlock(config, device, dtype)).ToArray());
         norm_out = nn.LayerNorm(dim, 1e-6, elementwise_affine: false, device: device, dtype: dtype);
-        scale_shift_table = new Parameter(torch.randn(new long[] { 2, dim }, dtype: dtype, device: device) / Math.Sqrt(dim));
+        scale_shift_table = new Parameter(torch.randn(new long[] { 2, dim }, dtype: dtype, device: device).div_(Math.Sqrt(dim)));
         proj_out = nn.Linear(dim, config.PatchSize * config.PatchSize * config.ResolvedOutChannels, hasBias: true, device: device, dtype: dtype);
         adaln_single = new AdaLayerNormSingle(dim, config.ResolvedUseAdditionalConditions, device, dtype);
         if (config.CaptionChannels is int captionChannels)

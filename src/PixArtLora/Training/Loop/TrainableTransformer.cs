@@ -46,6 +46,12 @@ public sealed class TrainableTransformer : IDisposable
 
     public PixArtTransformer2DModel Model { get; }
     public TrainingMode Mode { get; }
+
+    /// <summary>Makes LoRA dropout draw from <paramref name="generator"/> (a stream of the run's saved randomness).</summary>
+    public void UseDropoutGenerator(Generator generator)
+    {
+        if (_lora is not null) _lora.DropoutGenerator = generator;
+    }
     public LoraConfig? LoraConfig { get; }
     /// <summary>The weights the optimizer updates, by parameter name.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter)> Trainable { get; }
