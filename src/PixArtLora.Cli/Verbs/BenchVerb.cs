@@ -1,3 +1,4 @@
+using PixArtLora.Runtime;
 using System.CommandLine;
 using System.Globalization;
 using PixArtLora.Benchmarks;

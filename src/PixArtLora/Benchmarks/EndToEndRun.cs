@@ -1,3 +1,4 @@
+using PixArtLora.Runtime;
 using System.Diagnostics;
 using PixArtLora.Inference;
 using PixArtLora.Models.Transformer;

@@ -1,3 +1,4 @@
+using PixArtLora.Runtime;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 

@@ -1,3 +1,4 @@
+using PixArtLora.Runtime;
 using System.Diagnostics;
 using PixArtLora.Lora;
 using PixArtLora.Models.Transformer;
