@@ -1,10 +1,10 @@
-using PixArtLora.Runtime;
 using System.CommandLine;
 using System.Globalization;
 using PixArtLora.Benchmarks;
 using PixArtLora.IO;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
+using PixArtLora.Runtime;
 using Spectre.Console;
 using static TorchSharp.torch;
 

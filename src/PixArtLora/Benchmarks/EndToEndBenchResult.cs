@@ -1,10 +1,9 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace PixArtLora.Benchmarks;
 
 /// <summary>The measurements of one <see cref="EndToEndRun"/>, as written to JSON (snake_case keys).</summary>
-public sealed record EndToEndBenchResult
+public sealed record EndToEndBenchResult : BenchRunRecord
 {
     /// <summary>Registry id of the variant, or the model's name when it is not a registry variant.</summary>
     [JsonPropertyName("variant")] public required string Variant { get; init; }
@@ -45,19 +44,4 @@ public sealed record EndToEndBenchResult
     /// <summary>VAE decode and post-processing (median).</summary>
     [JsonPropertyName("vae_decode_seconds_median")] public double VaeDecodeSecondsMedian { get; init; }
     [JsonPropertyName("images_per_s")] public double ImagesPerSecond { get; init; }
-
-    [JsonPropertyName("peak_rss_bytes")] public long PeakRssBytes { get; init; }
-    [JsonPropertyName("rss_before_model_bytes")] public long RssBeforeModelBytes { get; init; }
-    /// <summary>True when the peak could not be reset before building and covers the whole process.</summary>
-    [JsonPropertyName("peak_rss_is_process_wide")] public bool PeakRssIsProcessWide { get; init; }
-    [JsonPropertyName("attention_kernel")] public string? AttentionKernel { get; init; }
-    [JsonPropertyName("allocator_tuned")] public bool AllocatorTuned { get; init; }
-    [JsonPropertyName("device")] public required string Device { get; init; }
-    [JsonPropertyName("load_average_1m_start")] public double? LoadAverage1mStart { get; init; }
-    [JsonPropertyName("load_average_1m_end")] public double? LoadAverage1mEnd { get; init; }
-    [JsonPropertyName("torch_version")] public string? TorchVersion { get; init; }
-    [JsonPropertyName("timestamp")] public DateTimeOffset Timestamp { get; init; }
-
-    /// <summary>Indented JSON with snake_case keys.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, BenchJson.Options);
 }

@@ -1,8 +1,8 @@
-using PixArtLora.Runtime;
 using System.Diagnostics;
 using PixArtLora.Inference;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
+using PixArtLora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,11 +1,10 @@
-using PixArtLora.Runtime;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace PixArtLora.Benchmarks;
 
 /// <summary>The measurements of one <see cref="TransformerBenchmark"/> run, as written to JSON (snake_case keys).</summary>
-public sealed record TransformerBenchResult
+public sealed record TransformerBenchResult : BenchRunRecord
 {
     [JsonPropertyName("variant")] public required string Variant { get; init; }
     [JsonPropertyName("resolution")] public required int Resolution { get; init; }
@@ -45,24 +44,6 @@ public sealed record TransformerBenchResult
     [JsonPropertyName("gemm_median_flops_per_s")] public double GemmMedianFlopsPerSecond { get; init; }
     /// <summary>Model FLOP utilisation: achieved_flops_per_s / gemm_flops_per_s.</summary>
     [JsonPropertyName("mfu")] public double Mfu { get; init; }
-
-    [JsonPropertyName("peak_rss_bytes")] public long PeakRssBytes { get; init; }
-    [JsonPropertyName("rss_before_model_bytes")] public long RssBeforeModelBytes { get; init; }
-    /// <summary>True when the peak could not be reset after the GEMM probe and covers the whole process.</summary>
-    [JsonPropertyName("peak_rss_is_process_wide")] public bool PeakRssIsProcessWide { get; init; }
-
-    /// <summary>Attention kernel used: sdpa (libtorch) or chunked (<see cref="Models.Transformer.ChunkedAttention"/>).</summary>
-    [JsonPropertyName("attention_kernel")] public string? AttentionKernel { get; init; }
-    /// <summary>Whether <see cref="CpuAllocatorTuning"/> was in effect.</summary>
-    [JsonPropertyName("allocator_tuned")] public bool AllocatorTuned { get; init; }
-    [JsonPropertyName("device")] public required string Device { get; init; }
-    [JsonPropertyName("load_average_1m_start")] public double? LoadAverage1mStart { get; init; }
-    [JsonPropertyName("load_average_1m_end")] public double? LoadAverage1mEnd { get; init; }
-    [JsonPropertyName("torch_version")] public string? TorchVersion { get; init; }
-    [JsonPropertyName("timestamp")] public DateTimeOffset Timestamp { get; init; }
-
-    /// <summary>Indented JSON with snake_case keys.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, BenchJson.Options);
 }
 
 /// <summary>JSON settings shared by the benchmark reports.</summary>
