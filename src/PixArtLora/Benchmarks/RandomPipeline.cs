@@ -88,29 +88,23 @@ public static class RandomPipeline
     /// <see cref="FillRandom"/>. Faster than the constructor's per-layer initialisation, and it leaves torch's global
     /// generator alone (a training run in the same process keeps its random sequence).
     /// </summary>
-    public static PixArtTransformer2DModel RandomTransformer(PixArtTransformerConfig config, Device device, ScalarType dtype, long seed = 0)
-    {
-        var model = new PixArtTransformer2DModel(config, META, dtype);
-        try
-        {
-            ParameterMaterializer.Materialize(model, device);
-            FillRandom(model, seed);
-            return model;
-        }
-        catch { model.Dispose(); throw; }
-    }
+    public static PixArtTransformer2DModel RandomTransformer(PixArtTransformerConfig config, Device device, ScalarType dtype, long seed = 0) =>
+        FilledOnDevice(new PixArtTransformer2DModel(config, META, dtype), device, seed);
 
     /// <summary>A VAE with random weights, built as <see cref="RandomTransformer"/> is.</summary>
-    public static AutoencoderKL RandomVae(AutoencoderKLConfig config, Device device, ScalarType dtype, long seed = 0)
+    public static AutoencoderKL RandomVae(AutoencoderKLConfig config, Device device, ScalarType dtype, long seed = 0) =>
+        FilledOnDevice(new AutoencoderKL(config, META, dtype), device, seed);
+
+    /// <summary>Gives a meta-built module storage on <paramref name="device"/> and random values; disposes it on failure.</summary>
+    static T FilledOnDevice<T>(T onMeta, Device device, long seed) where T : nn.Module
     {
-        var vae = new AutoencoderKL(config, META, dtype);
         try
         {
-            ParameterMaterializer.Materialize(vae, device);
-            FillRandom(vae, seed);
-            return vae;
+            ParameterMaterializer.Materialize(onMeta, device);
+            FillRandom(onMeta, seed);
+            return onMeta;
         }
-        catch { vae.Dispose(); throw; }
+        catch { onMeta.Dispose(); throw; }
     }
 
     /// <summary>
