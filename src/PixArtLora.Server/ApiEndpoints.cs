@@ -102,8 +102,9 @@ internal static class ApiEndpoints
                 var snapshot = job.Snapshot();
                 if (snapshot.Version != seen)
                 {
-                    seen = snapshot.Version;
                     await WriteAsync(c, $"data: {JsonSerializer.Serialize(snapshot, ServerJson.Options)}\n\n", token);
+                    // Only once written: a write cut short by the server stopping must be retried below.
+                    seen = snapshot.Version;
                 }
                 if (snapshot.IsFinished) return;
                 if (!await job.WaitForChangeAsync(seen, KeepAliveInterval, token))
