@@ -15,10 +15,10 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
 
     readonly double[] _sigmas;           // N + 1 noise levels; the last is 0 or sigma_min
     readonly double[] _timesteps;
-    readonly string _algorithm, _solverType, _predictionType;
+    readonly string _algorithm, _solverType;
     readonly int _order;
-    readonly bool _lowerOrderFinal, _eulerAtFinal, _finalSigmaZero, _learnedVariance, _thresholding;
-    readonly double _thresholdRatio, _sampleMaxValue;
+    readonly bool _lowerOrderFinal, _eulerAtFinal, _finalSigmaZero;
+    readonly ModelOutputConversion _conversion;
     readonly Tensor?[] _history;         // converted model outputs of the last `order` steps, oldest first
     int _lowerOrderSteps;
 
@@ -38,7 +38,7 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
         _algorithm = config.Choose("algorithm_type", algo, "dpmsolver++", Algorithms);
         string? solver = config.SolverType is "logrho" or "bh1" or "bh2" ? "midpoint" : config.SolverType;
         _solverType = config.Choose("solver_type", solver, "midpoint", "midpoint", "heun");
-        _predictionType = config.Choose("prediction_type", config.PredictionType, "epsilon", Prediction.Types);
+        _conversion = ModelOutputConversion.From(config, config.Choose("prediction_type", config.PredictionType, "epsilon", Prediction.Types));
         _order = config.SolverOrder ?? 2;
         if (_order is < 1 or > 3) throw config.Invalid("solver_order", _order.ToString(), "1, 2 or 3");
         if (_order == 3 && _algorithm.StartsWith("sde", StringComparison.Ordinal))
@@ -48,10 +48,6 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
         _finalSigmaZero = config.Choose("final_sigmas_type", config.FinalSigmasType, "zero", "zero", "sigma_min") == "zero";
         if (_finalSigmaZero && !_algorithm.EndsWith("++", StringComparison.Ordinal))
             throw config.Invalid("final_sigmas_type", "zero", $"sigma_min with algorithm_type {_algorithm}");
-        _learnedVariance = config.VarianceType is "learned" or "learned_range";
-        _thresholding = config.Thresholding ?? false;
-        _thresholdRatio = config.DynamicThresholdingRatio ?? 0.995;
-        _sampleMaxValue = config.SampleMaxValue ?? 1.0;
         if (config.UseExponentialSigmas == true || config.UseBetaSigmas == true)
             throw config.Invalid(config.UseBetaSigmas == true ? "use_beta_sigmas" : "use_exponential_sigmas", "true",
                                  "false for DPM-Solver (diffusers 0.31 cannot run it either); use_karras_sigmas or use_lu_lambdas instead");
@@ -126,17 +122,7 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
     Tensor ConvertModelOutput(Tensor output, Tensor sample, int i)
     {
         var (alpha, sigma) = SigmaGrid.AlphaSigma(_sigmas[i]);
-        // diffusers slices [:, :3] for learned variance (written for RGB models); the first C channels is the same there.
-        var pred = _learnedVariance || output.shape[1] != sample.shape[1] ? PredictionChannels(output, sample) : output;
-        if (_algorithm.EndsWith("++", StringComparison.Ordinal))
-        {
-            var x0 = Prediction.ToX0(_predictionType, pred, sample, alpha, sigma);
-            return _thresholding ? Prediction.DynamicThreshold(x0, _thresholdRatio, _sampleMaxValue) : x0;
-        }
-        var eps = Prediction.ToEps(_predictionType, pred, sample, alpha, sigma);
-        if (!_thresholding) return eps;
-        var clipped = Prediction.DynamicThreshold((sample - sigma * eps) / alpha, _thresholdRatio, _sampleMaxValue);
-        return (sample - alpha * clipped) / sigma;
+        return _conversion.Convert(output, sample, alpha, sigma, toX0: _algorithm.EndsWith("++", StringComparison.Ordinal));
     }
 
     (double Alpha, double Sigma, double Lambda) Point(int index)

@@ -14,9 +14,8 @@ public sealed class SaSolverSampler : SamplerBase
     readonly double[] _sigmas;           // N + 1 noise levels; the last is sigma_min
     readonly double[] _timesteps;
     readonly int _predictorOrder, _correctorOrder, _historySize;
-    readonly bool _predictX0, _lowerOrderFinal, _learnedVariance, _thresholding;
-    readonly double _thresholdRatio, _sampleMaxValue;
-    readonly string _predictionType;
+    readonly bool _predictX0, _lowerOrderFinal;
+    readonly ModelOutputConversion _conversion;
     readonly Func<double, double> _tau;
     readonly Tensor?[] _outputs;         // converted model outputs, oldest first
     readonly double[] _outputTimesteps;
@@ -43,16 +42,12 @@ public sealed class SaSolverSampler : SamplerBase
         config ??= SchedulerConfig.Empty;
         string? algo = config.AlgorithmType is "data_prediction" or "noise_prediction" ? config.AlgorithmType : null;
         _predictX0 = (algo ?? "data_prediction") == "data_prediction";
-        _predictionType = config.Choose("prediction_type", config.PredictionType, "epsilon", Prediction.Types);
+        _conversion = ModelOutputConversion.From(config, config.Choose("prediction_type", config.PredictionType, "epsilon", Prediction.Types));
         _predictorOrder = config.PredictorOrder ?? 2;
         _correctorOrder = config.CorrectorOrder ?? 2;
         if (_predictorOrder is < 1 or > 4) throw config.Invalid("predictor_order", _predictorOrder.ToString(), "1 to 4");
         if (_correctorOrder is < 1 or > 4) throw config.Invalid("corrector_order", _correctorOrder.ToString(), "1 to 4");
         _lowerOrderFinal = config.LowerOrderFinal ?? true;
-        _learnedVariance = config.VarianceType is "learned" or "learned_range";
-        _thresholding = config.Thresholding ?? false;
-        _thresholdRatio = config.DynamicThresholdingRatio ?? 0.995;
-        _sampleMaxValue = config.SampleMaxValue ?? 1.0;
         _tau = tau ?? DefaultTau;
         if (config.UseExponentialSigmas == true || config.UseBetaSigmas == true)
             throw config.Invalid(config.UseBetaSigmas == true ? "use_beta_sigmas" : "use_exponential_sigmas", "true",
@@ -122,17 +117,7 @@ public sealed class SaSolverSampler : SamplerBase
     Tensor ConvertModelOutput(Tensor output, Tensor sample, int i)
     {
         var (alpha, sigma) = SigmaGrid.AlphaSigma(_sigmas[i]);
-        // diffusers slices [:, :3] for learned variance (written for RGB models); the first C channels is the same there.
-        var pred = _learnedVariance || output.shape[1] != sample.shape[1] ? PredictionChannels(output, sample) : output;
-        if (_predictX0)
-        {
-            var x0 = Prediction.ToX0(_predictionType, pred, sample, alpha, sigma);
-            return _thresholding ? Prediction.DynamicThreshold(x0, _thresholdRatio, _sampleMaxValue) : x0;
-        }
-        var eps = Prediction.ToEps(_predictionType, pred, sample, alpha, sigma);
-        if (!_thresholding) return eps;
-        var clipped = Prediction.DynamicThreshold((sample - sigma * eps) / alpha, _thresholdRatio, _sampleMaxValue);
-        return (sample - alpha * clipped) / sigma;
+        return _conversion.Convert(output, sample, alpha, sigma, toX0: _predictX0);
     }
 
     /// <summary>Stochastic Adams–Bashforth: from x at sigma_i to sigma_{i+1} using the last <paramref name="order"/> outputs.</summary>

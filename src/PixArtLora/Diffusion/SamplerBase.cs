@@ -92,6 +92,33 @@ public abstract class SamplerBase : ISampler
                                         $"(eps and learned variance for {sample.shape[1]} latent channels)");
     }
 
+    /// <summary>
+    /// diffusers' <c>convert_model_output</c> of the sigma-space solvers (DPM-Solver, SA-Solver): the model output as
+    /// x_0 or as eps, dynamically thresholded when the config asks for it.
+    /// </summary>
+    protected sealed record ModelOutputConversion(string PredictionType, bool Thresholding, double ThresholdRatio, double SampleMaxValue)
+    {
+        /// <summary>The config's thresholding settings with diffusers' defaults, for an already validated prediction type.</summary>
+        public static ModelOutputConversion From(SchedulerConfig config, string predictionType) =>
+            new(predictionType, config.Thresholding ?? false, config.DynamicThresholdingRatio ?? 0.995, config.SampleMaxValue ?? 1.0);
+
+        /// <summary>x_0 when <paramref name="toX0"/>, else eps, at noise level (alpha, sigma).</summary>
+        public Tensor Convert(Tensor output, Tensor sample, double alpha, double sigma, bool toX0)
+        {
+            // diffusers slices [:, :3] for learned variance (written for RGB models); the first C channels is the same there.
+            var pred = PredictionChannels(output, sample);
+            if (toX0)
+            {
+                var x0 = Prediction.ToX0(PredictionType, pred, sample, alpha, sigma);
+                return Thresholding ? Prediction.DynamicThreshold(x0, ThresholdRatio, SampleMaxValue) : x0;
+            }
+            var eps = Prediction.ToEps(PredictionType, pred, sample, alpha, sigma);
+            if (!Thresholding) return eps;
+            var clipped = Prediction.DynamicThreshold((sample - sigma * eps) / alpha, ThresholdRatio, SampleMaxValue);
+            return (sample - alpha * clipped) / sigma;
+        }
+    }
+
     /// <summary>The first C channels of a 2C-channel output (eps without the learned variance), else the output itself.</summary>
     protected static Tensor PredictionChannels(Tensor output, Tensor sample) =>
         output.shape[1] == sample.shape[1] ? output : output.narrow(1, 0, sample.shape[1]);
