@@ -3,7 +3,6 @@ using PixArtLora.Benchmarks;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Registry;
 using PixArtLora.Tests.Parity;
-using PixArtLora.Tests.Registry;
 using TorchSharp;
 using static TorchSharp.torch;
 

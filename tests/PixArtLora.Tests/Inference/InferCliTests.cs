@@ -10,12 +10,12 @@ public class InferCliTests
 
     static readonly string[] SmallSize = { "--image_width", "64", "--image_height", "64", "--use_resolution_binning", "false" };
 
-    static ProcessResult Infer(params string[] args) => RunLora(new[] { "infer" }.Concat(Fast).Concat(args).ToArray());
+    static LoraProcess.Result Infer(params string[] args) => RunLora(new[] { "infer" }.Concat(Fast).Concat(args).ToArray());
 
     /// <summary>As <see cref="Infer"/> at 64×64 (a fraction of the time), for tests not about the size.</summary>
-    static ProcessResult InferSmall(params string[] args) => Infer(SmallSize.Concat(args).ToArray());
+    static LoraProcess.Result InferSmall(params string[] args) => Infer(SmallSize.Concat(args).ToArray());
 
-    static void AssertSucceeded(ProcessResult r) => Assert.True(r.ExitCode == 0, r.ToString());
+    static void AssertSucceeded(LoraProcess.Result r) => Assert.True(r.ExitCode == 0, r.ToString());
 
     [Fact]
     public void WritesPngWithParametersAndIsByteIdenticalForTheSameSeed()

@@ -51,34 +51,12 @@ public static class InferenceFixtures
         return folder;
     }
 
-    public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
-    {
-        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
-    }
-
     /// <summary>Runs the built <c>lora</c> executable offline, with the tests' tiny-model cache.</summary>
-    public static ProcessResult RunLora(params string[] args)
+    public static LoraProcess.Result RunLora(params string[] args) => LoraProcess.Run(TimeSpan.FromMinutes(3), args, environment: new Dictionary<string, string>
     {
-        string exe = Path.Combine(AppContext.BaseDirectory, "lora");
-        if (!File.Exists(exe)) throw new FileNotFoundException($"the lora executable was not built next to the tests: {exe}");
-        var info = new ProcessStartInfo(exe)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment[TinyModels.HomeVariable] = Path.GetDirectoryName(ModelsRoot)!;
-        info.Environment["HF_HUB_OFFLINE"] = "1";
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"lora {string.Join(' ', args)} did not finish in 3 minutes");
-        }
-        return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
-    }
+        [TinyModels.HomeVariable] = Path.GetDirectoryName(ModelsRoot)!,
+        ["HF_HUB_OFFLINE"] = "1",
+    });
 
     /// <summary>The pixels of a PNG file.</summary>
     public static Image<Rgb24> LoadPng(string path) => Image.Load<Rgb24>(path);

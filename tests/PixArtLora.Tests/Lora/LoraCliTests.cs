@@ -11,18 +11,8 @@ public class LoraCliTests
 {
     static (int Code, string Out, string Err) Lora(params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "lora"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(120_000)) { p.Kill(entireProcessTree: true); throw new TimeoutException("lora did not finish in 2 minutes"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = LoraProcess.Run(args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     static string Case(params string[] parts) => TestPaths.Fixture(new[] { "parity", "lora-sigma" }.Concat(parts).ToArray());

@@ -52,33 +52,15 @@ public static class TrainerWorkspace
         SamplesRoot = SamplesRoot,
     };
 
-    /// <summary>Starts the built <c>lora</c> with PIXARTLORA_HOME set to <see cref="Home"/>.</summary>
-    public static Process StartLora(params string[] args)
-    {
-        string exe = Path.Combine(AppContext.BaseDirectory, "lora");
-        if (!File.Exists(exe)) throw new FileNotFoundException($"the lora executable was not built next to the tests: {exe}");
-        var info = new ProcessStartInfo(exe)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = TestPaths.RepoRoot,
-        };
-        info.Environment["PIXARTLORA_HOME"] = Home;
-        info.Environment["HF_HUB_OFFLINE"] = "1";
-        foreach (var a in args) info.ArgumentList.Add(a);
-        return Process.Start(info)!;
-    }
+    static Dictionary<string, string> Offline => new() { ["PIXARTLORA_HOME"] = Home, ["HF_HUB_OFFLINE"] = "1" };
+
+    /// <summary>Starts the built <c>lora</c> in the repository root with PIXARTLORA_HOME set to <see cref="Home"/>, offline.</summary>
+    public static Process StartLora(params string[] args) => LoraProcess.Start(args, TestPaths.RepoRoot, Offline);
 
     /// <summary>Runs <c>lora</c> to the end (at most <paramref name="timeout"/>) and returns exit code, stdout and stderr.</summary>
     public static (int ExitCode, string Stdout, string Stderr) RunLora(TimeSpan timeout, params string[] args)
     {
-        using var p = StartLora(args);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"lora {string.Join(' ', args)} did not finish in {timeout}");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = LoraProcess.Run(timeout, args, TestPaths.RepoRoot, Offline);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 }

@@ -1,4 +1,3 @@
-using PixArtLora.Tests.Registry;
 
 namespace PixArtLora.Tests.Models.Transformer;
 
