@@ -182,6 +182,8 @@ public static class BenchVerb
         Row("achieved", F(r.AchievedFlopsPerSecond / 1e9, "F1") + " GFLOP/s");
         Row($"GEMM {r.GemmSize}² {r.Dtype}", F(r.GemmFlopsPerSecond / 1e9, "F1") + " GFLOP/s");
         Row("MFU", F(r.Mfu, "F2"));
+        Row("GEMM after each step", string.Join(", ", r.GemmFlopsPerSecondAfterSteps.Select(f => F(f / 1e9, "F0"))) + " GFLOP/s");
+        Row("MFU, step-matched median", F(r.MfuStepMatched, "F2"));
         Row("peak RSS", Gb(r.PeakRssBytes) + $" (weights {Gb(r.WeightBytes)})");
         Row("parameters (trainable)", $"{r.Parameters:N0} ({r.TrainableParameters:N0})");
         Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");

@@ -12,6 +12,8 @@ public sealed record TimingStats(IReadOnlyList<double> Seconds, IReadOnlyList<do
     public double Median => MedianOf(Seconds);
     public double Min => Seconds.Min();
     public double CpuMedian => MedianOf(CpuSeconds);
+    /// <summary>Minor page faults of this process during the timed runs (warm-up excluded): fresh memory the kernel mapped and zeroed.</summary>
+    public long MinorPageFaults { get; init; }
 
     /// <summary>The middle value (mean of the two middle values for an even count).</summary>
     public static double MedianOf(IReadOnlyList<double> values)
@@ -26,8 +28,11 @@ public sealed record TimingStats(IReadOnlyList<double> Seconds, IReadOnlyList<do
 /// <summary>Times an action: <c>warmup</c> untimed runs, then <c>repeats</c> timed ones.</summary>
 public static class StepTimer
 {
-    /// <summary>Runs <paramref name="step"/> <paramref name="warmup"/> + <paramref name="repeats"/> times and returns the timed runs.</summary>
-    public static TimingStats Measure(Action step, int warmup, int repeats)
+    /// <summary>
+    /// Runs <paramref name="step"/> <paramref name="warmup"/> + <paramref name="repeats"/> times and returns the timed
+    /// runs; <paramref name="afterEach"/> (untimed, its page faults not counted) runs after each timed run with its index.
+    /// </summary>
+    public static TimingStats Measure(Action step, int warmup, int repeats, Action<int>? afterEach = null)
     {
         if (warmup < 0) throw new ArgumentOutOfRangeException(nameof(warmup), warmup, "warm-up runs must be >= 0");
         if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "timed runs must be >= 1");
@@ -35,6 +40,7 @@ public static class StepTimer
         var wall = new double[repeats];
         var cpu = new double[repeats];
         using var process = Process.GetCurrentProcess();
+        long faultsBefore = ProcessMemory.MinorPageFaults();
         for (int i = 0; i < repeats; i++)
         {
             process.Refresh();
@@ -44,7 +50,11 @@ public static class StepTimer
             wall[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
             process.Refresh();
             cpu[i] = (process.TotalProcessorTime - cpuStart).TotalSeconds;
+            if (afterEach is null) continue;
+            long faultsAtPause = ProcessMemory.MinorPageFaults();
+            afterEach(i);
+            faultsBefore += ProcessMemory.MinorPageFaults() - faultsAtPause;
         }
-        return new TimingStats(wall, cpu);
+        return new TimingStats(wall, cpu) { MinorPageFaults = ProcessMemory.MinorPageFaults() - faultsBefore };
     }
 }

@@ -30,7 +30,7 @@ public sealed record TransformerBenchResult : BenchRunRecord
     [JsonPropertyName("cpu_seconds_per_step_median")] public double CpuSecondsPerStepMedian { get; init; }
     /// <summary>Forward part of a training step (median over timed steps; lora/full only).</summary>
     [JsonPropertyName("forward_seconds_median")] public double? ForwardSecondsMedian { get; init; }
-    /// <summary>Minor page faults per step (warm-up included): fresh memory the kernel had to map and zero.</summary>
+    /// <summary>Minor page faults per timed step (warm-up excluded, so the first step's growth of the heap is not spread over the others): fresh memory the kernel had to map and zero.</summary>
     [JsonPropertyName("page_faults_per_step")] public long PageFaultsPerStep { get; init; }
     [JsonPropertyName("images_per_s")] public double ImagesPerSecond { get; init; }
 
@@ -44,6 +44,13 @@ public sealed record TransformerBenchResult : BenchRunRecord
     [JsonPropertyName("gemm_median_flops_per_s")] public double GemmMedianFlopsPerSecond { get; init; }
     /// <summary>Model FLOP utilisation: achieved_flops_per_s / gemm_flops_per_s.</summary>
     [JsonPropertyName("mfu")] public double Mfu { get; init; }
+    /// <summary>The GEMM probe rerun (fastest of 3) right after each timed step, in step order.</summary>
+    [JsonPropertyName("gemm_flops_per_s_after_steps")] public IReadOnlyList<double> GemmFlopsPerSecondAfterSteps { get; init; } = Array.Empty<double>();
+    /// <summary>
+    /// Median over the timed steps of (model FLOPs ÷ that step's seconds ÷ the probe right after it): MFU with each step
+    /// measured against the machine's speed at that moment, less sensitive to a shared machine's drift than <see cref="Mfu"/>.
+    /// </summary>
+    [JsonPropertyName("mfu_step_matched")] public double MfuStepMatched { get; init; }
 }
 
 /// <summary>JSON settings shared by the benchmark reports.</summary>

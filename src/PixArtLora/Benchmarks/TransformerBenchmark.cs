@@ -155,9 +155,11 @@ public static class TransformerBenchmark
         }
 
         log?.Invoke($"{options.Warmup} warm-up + {options.Steps} timed {options.Mode.ToString().ToLowerInvariant()} steps at {options.ResolvedResolution} px, batch {batch}");
-        long faultsBefore = ProcessMemory.MinorPageFaults();
-        var timing = StepTimer.Measure(Step, options.Warmup, options.Steps);
-        long faults = ProcessMemory.MinorPageFaults() - faultsBefore;
+        // The machine's speed drifts (a shared VM: the same probe gave 360–730 GFLOP/s within an hour), so a short
+        // probe after every timed step gives each step its own denominator as well.
+        var probesBetween = new double[options.Steps];
+        var timing = StepTimer.Measure(Step, options.Warmup, options.Steps,
+            afterEach: i => probesBetween[i] = GemmThroughput.Measure(options.Dtype, device, options.GemmSize, warmup: 1, repeats: 3).FlopsPerSecond);
         long peak = ProcessMemory.PeakResidentBytes();
 
         var flops = TransformerFlops.Count(config, batch, latent, latent, tokens, options.Mode, options.GradientCheckpointing, options.LoraRank);
@@ -184,7 +186,7 @@ public static class TransformerBenchmark
             SecondsPerStepMin = timing.Min,
             CpuSecondsPerStepMedian = timing.CpuMedian,
             ForwardSecondsMedian = forwardSeconds.Count > options.Warmup ? TimingStats.MedianOf(forwardSeconds.Skip(options.Warmup).ToList()) : null,
-            PageFaultsPerStep = faults / (options.Warmup + options.Steps),
+            PageFaultsPerStep = timing.MinorPageFaults / options.Steps,
             ImagesPerSecond = batch / timing.Median,
             ModelFlopsPerStep = flops.Total,
             Flops = flops,
@@ -193,6 +195,8 @@ public static class TransformerBenchmark
             GemmFlopsPerSecond = gemm.FlopsPerSecond,
             GemmMedianFlopsPerSecond = gemm.MedianFlopsPerSecond,
             Mfu = flops.Total / timing.Median / gemm.FlopsPerSecond,
+            GemmFlopsPerSecondAfterSteps = probesBetween,
+            MfuStepMatched = TimingStats.MedianOf(timing.Seconds.Select((seconds, i) => flops.Total / seconds / probesBetween[i]).ToList()),
             PeakRssBytes = peak,
             RssBeforeModelBytes = rssBefore,
             PeakRssIsProcessWide = !peakReset,

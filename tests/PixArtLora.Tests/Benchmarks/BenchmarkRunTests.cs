@@ -40,6 +40,11 @@ public class BenchmarkRunTests
         Assert.Equal(TransformerFlops.Count(options.Variant.TransformerConfig, 1, 8, 8, 32, BenchMode.Lora, true, 4).Total,
             json.GetProperty("model_flops_per_step").GetDouble());
         Assert.Equal(result.ModelFlopsPerStep / result.SecondsPerStepMedian / result.GemmFlopsPerSecond, result.Mfu, 1e-9);
+        // One probe after each timed step; the step-matched MFU is the median of the two per-step ratios.
+        Assert.Equal(2, json.GetProperty("gemm_flops_per_s_after_steps").GetArrayLength());
+        Assert.All(result.GemmFlopsPerSecondAfterSteps, f => Assert.True(f > 0));
+        var perStep = result.SecondsPerStep.Select((s, i) => result.ModelFlopsPerStep / s / result.GemmFlopsPerSecondAfterSteps[i]).ToList();
+        Assert.Equal((perStep[0] + perStep[1]) / 2, result.MfuStepMatched, 1e-9);
         // Rank-4 adapters on q, k, v, out of both attentions of 2 blocks of width 32 (captions 32-d): 16 × 4·(32+32).
         Assert.Equal(16 * 4 * 64, result.TrainableParameters);
         Assert.Equal(result.TrainableParameters, result.AdapterParameters);

@@ -24,9 +24,11 @@ public enum AttentionKernel
 /// Measured per 512-px block (N = 1024, L = 300, 16 heads, one thread): self-attention forward+backward 216 → 92 ms,
 /// cross-attention 67 → 34 ms. In float32 the two are on par, so <see cref="AttentionKernel.Auto"/> keeps SDPA there.
 /// Memory: the [B, g, N, M] scores of one group of g heads exist at a time (g chosen so that they stay under
-/// <see cref="ScoreBudgetBytes"/>), and backward keeps only Q, K, V and the mask — what SDPA keeps.
+/// <see cref="ScoreBudgetBytes"/>), and backward keeps Q, K, V and the mask — what SDPA keeps — plus, when they fit
+/// <see cref="KeptProbabilityBudgetBytes"/>, the bf16 probabilities, so that it need not recompute them.
 /// Numerics: the scores come out of the GEMM in the input dtype (bf16 rounds them to 8 bits of mantissa, as the
-/// pre-2.0 diffusers attention did); softmax and its backward accumulate in float32 inside libtorch.
+/// pre-2.0 diffusers attention did); softmax and its backward accumulate in float32 (libtorch's kernels, or
+/// <see cref="Bf16SoftmaxBackward"/> for kept probabilities).
 /// </remarks>
 public static class ChunkedAttention
 {
@@ -35,6 +37,15 @@ public static class ChunkedAttention
 
     /// <summary>Most bytes the scores of one group of heads may take (a group is at least one head).</summary>
     public static long ScoreBudgetBytes { get; set; } = 16L << 20;
+
+    /// <summary>
+    /// Most bytes the probabilities of one call may take to be kept from forward for backward (bf16 on an AVX-512 CPU,
+    /// with gradients needed); above it backward recomputes them group by group. Keeping them saves backward the
+    /// recomputed QKᵀ and softmax — at 512 px ~10 ms of a ~70 ms self-attention forward+backward — for 32 MB per
+    /// self-attention and 9 MB per cross-attention at batch 1 (1.2 GB over Σ's 28 blocks without gradient
+    /// checkpointing; with it, one block's worth). 1024 px self-attention (512 MB) recomputes.
+    /// </summary>
+    public static long KeptProbabilityBudgetBytes { get; set; } = 64L << 20;
 
     /// <summary>Whether <see cref="Kernel"/> selects the chunked kernel for <paramref name="query"/>.</summary>
     public static bool Selected(Tensor query) => Kernel switch
@@ -56,8 +67,15 @@ public static class ChunkedAttention
             throw new ArgumentException($"attention expects [B, h, N, d] tensors, got query [{string.Join(", ", query.shape)}], key [{string.Join(", ", key.shape)}]");
         long perHead = query.shape[0] * query.shape[2] * key.shape[2] * query.element_size();
         long group = Math.Clamp((scoreBudgetBytes ?? ScoreBudgetBytes) / Math.Max(perHead, 1), 1, query.shape[1]);
-        return AttentionFunction.apply(query, key, value, mask!, group);
+        bool keep = KeepsProbabilities(query, key, value);
+        return AttentionFunction.apply(query, key, value, mask!, keep ? query.shape[1] : group, keep);
     }
+
+    /// <summary>Whether a call with these inputs keeps its probabilities for backward (see <see cref="KeptProbabilityBudgetBytes"/>).</summary>
+    internal static bool KeepsProbabilities(Tensor query, Tensor key, Tensor value) =>
+        query.shape[0] * query.shape[1] * query.shape[2] * key.shape[2] * query.element_size() <= KeptProbabilityBudgetBytes
+        && query.dtype == ScalarType.BFloat16 && query.device_type == DeviceType.CPU && Bf16SoftmaxBackward.Supported
+        && is_grad_enabled() && (query.requires_grad || key.requires_grad || value.requires_grad);
 
     /// <summary>softmax(scaled q · kᵀ + mask) for one group; <paramref name="scaledQuery"/> already carries 1/√d.</summary>
     static Tensor Scores(Tensor scaledQuery, Tensor key, Tensor? mask)
@@ -76,20 +94,28 @@ public static class ChunkedAttention
             Tensor q = (Tensor)vars[0], k = (Tensor)vars[1], v = (Tensor)vars[2];
             var mask = vars[3] as Tensor;
             long group = (long)vars[4];
+            bool keep = (bool)vars[5];
             ctx.save_data("group", group);
-            ctx.save_for_backward(mask is null ? new List<Tensor> { q, k, v } : new List<Tensor> { q, k, v, mask });
+            var saved = new List<Tensor> { q, k, v };
+            if (mask is not null) saved.Add(mask);
 
             long batch = q.shape[0], heads = q.shape[1], n = q.shape[2], d = q.shape[3];
             double scale = 1.0 / Math.Sqrt(d);
             // Written head by head into [B, N, h, d] so that the caller's transpose(1, 2).reshape(B, N, h·d) is free.
             var output = empty(new[] { batch, n, heads, d }, dtype: q.dtype, device: q.device);
+            Tensor? kept = null;
             for (long h0 = 0; h0 < heads; h0 += group)
             {
                 using var scope = NewDisposeScope();
                 long g = Math.Min(group, heads - h0);
                 var p = Scores(q.narrow(1, h0, g) * scale, k.narrow(1, h0, g), mask).softmax(-1);
                 output.narrow(2, h0, g).copy_(matmul(p, v.narrow(1, h0, g)).transpose(1, 2));
+                if (keep) kept = p.MoveToOuterDisposeScope();   // keep implies one group of all heads
             }
+            // An empty tensor stands in for an absent mask, so that kept probabilities are always saved at index 4.
+            if (kept is not null) { if (mask is null) saved.Add(empty(0)); saved.Add(kept); }
+            ctx.save_data("kept", kept is not null);
+            ctx.save_for_backward(saved);
             return output.transpose(1, 2);
         }
 
@@ -97,7 +123,9 @@ public static class ChunkedAttention
         {
             var saved = ctx.get_saved_variables();
             Tensor q = saved[0], k = saved[1], v = saved[2];
-            Tensor? mask = saved.Count > 3 ? saved[3] : null;
+            bool kept = (bool)ctx.get_data("kept");
+            Tensor? mask = saved.Count > 3 && saved[3].numel() > 0 ? saved[3] : null;
+            Tensor? keptProbabilities = kept ? saved[4] : null;
 
             long batch = q.shape[0], heads = q.shape[1], n = q.shape[2], m = k.shape[2], d = q.shape[3];
             double scale = 1.0 / Math.Sqrt(d);
@@ -115,20 +143,32 @@ public static class ChunkedAttention
                 var vg = v.narrow(1, h0, g);
                 var dOut = gradOutput.narrow(1, h0, g);
 
-                var s = Scores(qs, kg, mask).requires_grad_(true);
-                Tensor p;
-                using (enable_grad()) p = s.softmax(-1);
-                dv.narrow(2, h0, g).copy_(matmul(p.detach().transpose(-1, -2), dOut).transpose(1, 2));
-                var dp = matmul(dOut, vg.transpose(-1, -2));
-                // libtorch's fused softmax backward (float32 accumulation): dS = P ⊙ (dP − rowsum(dP ⊙ P)).
-                var ds = autograd.grad(new[] { p }, new[] { s }, new[] { dp })[0];
+                Tensor p, ds;
+                // dV = Pᵀ·dO and dK = dSᵀ·Q' are computed as (dOᵀ·P)ᵀ and (Q'ᵀ·dS)ᵀ: oneDNN's bf16 GEMM with a transposed
+                // left operand runs at ~320 GFLOP/s on the reference CPU, the untransposed form at ~420.
+                if (keptProbabilities is not null)
+                {
+                    p = keptProbabilities;   // one group of all heads
+                    dv.narrow(2, h0, g).copy_(matmul(dOut.transpose(-1, -2), p).permute(0, 3, 1, 2));
+                    ds = matmul(dOut, vg.transpose(-1, -2)).contiguous();
+                    Bf16SoftmaxBackward.ApplyInPlace(p, ds);   // dS = P ⊙ (dP − rowsum(dP ⊙ P))
+                }
+                else
+                {
+                    var s = Scores(qs, kg, mask).requires_grad_(true);
+                    using (enable_grad()) p = s.softmax(-1);
+                    dv.narrow(2, h0, g).copy_(matmul(dOut.transpose(-1, -2), p.detach()).permute(0, 3, 1, 2));
+                    var dp = matmul(dOut, vg.transpose(-1, -2));
+                    // libtorch's fused softmax backward (float32 accumulation): dS = P ⊙ (dP − rowsum(dP ⊙ P)).
+                    ds = autograd.grad(new[] { p }, new[] { s }, new[] { dp })[0];
+                }
                 dq.narrow(2, h0, g).copy_((matmul(ds, kg) * scale).transpose(1, 2));
-                dk.narrow(2, h0, g).copy_(matmul(ds.transpose(-1, -2), qs).transpose(1, 2));
+                dk.narrow(2, h0, g).copy_(matmul(qs.transpose(-1, -2), ds).permute(0, 3, 1, 2));
             }
             return new List<Tensor>
             {
                 dq.transpose(1, 2).MoveToOuterDisposeScope(), dk.transpose(1, 2).MoveToOuterDisposeScope(),
-                dv.transpose(1, 2).MoveToOuterDisposeScope(), null!, null!,
+                dv.transpose(1, 2).MoveToOuterDisposeScope(), null!, null!, null!,
             };
         }
     }

@@ -68,6 +68,79 @@ public class ChunkedAttentionTests
         Assert.True(worst < 0.05, $"max |bf16 chunked - float64| = {worst}");
     }
 
+    [Theory]
+    [InlineData(7, true)]     // cross-attention with padding: rows of 7, shorter than one 16-lane vector
+    [InlineData(37, false)]   // two vectors and a tail of 5
+    public void KeptProbabilitiesGiveTheGradientsOfRecomputation(long keys, bool masked)
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(5);
+        var q = (randn(new long[] { 2, 10, 3, 8 }, generator: g) * 2).to(bfloat16).transpose(1, 2);
+        var k = (randn(new long[] { 2, keys, 3, 8 }, generator: g) * 2).to(bfloat16).transpose(1, 2);
+        var v = randn(new long[] { 2, keys, 3, 8 }, generator: g).to(bfloat16).transpose(1, 2);
+        Tensor? mask = null;
+        if (masked)
+        {
+            mask = zeros(new long[] { 2, 1, 1, keys }, dtype: bfloat16);
+            mask[1, 0, 0, TensorIndex.Slice(keys - 3)].fill_(-10000.0);
+        }
+        var upstream = randn(new long[] { 2, 3, 10, 8 }, generator: g).to(bfloat16);
+        var reference = RunWithGrads((a, b, c) => nn.functional.scaled_dot_product_attention(a.to(float64), b.to(float64), c.to(float64), mask?.to(float64)).to(bfloat16), q, k, v, upstream);
+
+        long before = ChunkedAttention.KeptProbabilityBudgetBytes;
+        try
+        {
+            ChunkedAttention.KeptProbabilityBudgetBytes = 0;
+            var recomputed = RunWithGrads((a, b, c) => ChunkedAttention.Apply(a, b, c, mask, 1), q, k, v, upstream);
+            ChunkedAttention.KeptProbabilityBudgetBytes = 1L << 30;
+            using (var leaf = q.detach().requires_grad_(true))
+                Assert.Equal(Bf16SoftmaxBackward.Supported, ChunkedAttention.KeepsProbabilities(leaf, k, v));
+            var kept = RunWithGrads((a, b, c) => ChunkedAttention.Apply(a, b, c, mask, 1), q, k, v, upstream);
+
+            Assert.True(kept.Output.equal(recomputed.Output).all().item<bool>(), "the forward pass does not depend on what backward gets");
+            string[] names = { "dq", "dk", "dv" };
+            for (int i = 0; i < 3; i++)
+            {
+                // Both paths compute dS in float32 from bf16 P and dP; they differ by rounding only. Against the
+                // float64 result, bf16 inputs, scores and probabilities give a few percent.
+                var exact = reference.Grads[i].to(float64);
+                double Relative(Tensor t) => (t.to(float64) - exact).norm().item<double>() / exact.norm().item<double>();
+                Assert.True(Relative(kept.Grads[i]) < 0.05, $"{names[i]}: kept vs float64, relative error {Relative(kept.Grads[i])}");
+                Assert.True(Relative(kept.Grads[i]) < Relative(recomputed.Grads[i]) + 0.01,
+                    $"{names[i]}: kept {Relative(kept.Grads[i])} vs recomputed {Relative(recomputed.Grads[i])} relative error");
+            }
+            if (masked)
+                Assert.Equal(0, kept.Grads[1][1, TensorIndex.Ellipsis, TensorIndex.Slice(keys - 3), TensorIndex.Colon].abs().max().to(float32).item<float>());
+        }
+        finally { ChunkedAttention.KeptProbabilityBudgetBytes = before; }
+    }
+
+    [Fact]
+    public void SoftmaxBackwardKernelMatchesLibtorchs()
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(11);
+        // Rows of 300 (Σ's caption length): 18 full vectors and a tail of 12.
+        var scores = (randn(new long[] { 3, 5, 300 }, generator: g) * 3).to(bfloat16);
+        var gradProbabilities = randn(new long[] { 3, 5, 300 }, generator: g).to(bfloat16);
+        var leaf = scores.detach().requires_grad_(true);
+        var probabilities = leaf.softmax(-1);
+        var expected = autograd.grad(new[] { probabilities }, new[] { leaf }, new[] { gradProbabilities })[0];
+        var actual = gradProbabilities.clone();
+        if (!Bf16SoftmaxBackward.Supported)
+        {
+            Assert.Throws<PlatformNotSupportedException>(() => Bf16SoftmaxBackward.ApplyInPlace(probabilities.detach(), actual));
+            return;
+        }
+        Bf16SoftmaxBackward.ApplyInPlace(probabilities.detach(), actual);
+        // Same float32 formula, different summation order: at most one bf16 rounding step apart, relative to the row's scale.
+        var difference = (actual.to(float32) - expected.to(float32)).abs();
+        var rowScale = expected.to(float32).abs().amax(new long[] { -1 }, keepdim: true);
+        Assert.True((difference <= rowScale * (1.0 / 128)).all().item<bool>(), $"max difference {difference.max().item<float>()}");
+        Assert.False(actual.equal(gradProbabilities).all().item<bool>(), "the kernel wrote its result in place");
+        Assert.Throws<ArgumentException>(() => Bf16SoftmaxBackward.ApplyInPlace(probabilities.detach().to(float32), actual));
+    }
+
     [Fact]
     public void WithoutGradModeItBuildsNoGraph()
     {
