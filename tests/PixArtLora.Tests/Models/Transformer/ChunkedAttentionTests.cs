@@ -74,17 +74,8 @@ public class ChunkedAttentionTests
     public void KeptProbabilitiesGiveTheGradientsOfRecomputation(long keys, bool masked)
     {
         using var scope = NewDisposeScope();
-        var g = new Generator(5);
-        var q = (randn(new long[] { 2, 10, 3, 8 }, generator: g) * 2).to(bfloat16).transpose(1, 2);
-        var k = (randn(new long[] { 2, keys, 3, 8 }, generator: g) * 2).to(bfloat16).transpose(1, 2);
-        var v = randn(new long[] { 2, keys, 3, 8 }, generator: g).to(bfloat16).transpose(1, 2);
-        Tensor? mask = null;
-        if (masked)
-        {
-            mask = zeros(new long[] { 2, 1, 1, keys }, dtype: bfloat16);
-            mask[1, 0, 0, TensorIndex.Slice(keys - 3)].fill_(-10000.0);
-        }
-        var upstream = randn(new long[] { 2, 3, 10, 8 }, generator: g).to(bfloat16);
+        var (q, k, v, mask) = Inputs(keys, masked, bfloat16, seed: 5);
+        var upstream = randn(new long[] { 2, 3, 10, 8 }, generator: new Generator(6)).to(bfloat16);
         var reference = RunWithGrads((a, b, c) => nn.functional.scaled_dot_product_attention(a.to(float64), b.to(float64), c.to(float64), mask?.to(float64)).to(bfloat16), q, k, v, upstream);
 
         long before = ChunkedAttention.KeptProbabilityBudgetBytes;
