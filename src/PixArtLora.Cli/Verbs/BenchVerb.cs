@@ -201,7 +201,7 @@ public static class BenchVerb
         Row("s/image without T5, median (min)", $"{F(r.SecondsPerImageMedian)} ({F(r.SecondsPerImageMin)})");
         Row("s/image with T5, median (min)", $"{F(r.SecondsPerImageWithTextEncoderMedian)} ({F(r.SecondsPerImageWithTextEncoderMin)})");
         Row("T5 encode median", F(r.TextEncoderSecondsMedian));
-        Row($"transformer s/sampler step (batch {r.TransformerBatch})", F(r.TransformerSecondsPerSamplerStepMedian));
+        Row($"transformer s/sampler step (batch {r.TransformerBatch}), without / with T5", $"{F(r.TransformerSecondsPerSamplerStepMedian)} / {F(r.TransformerSecondsPerSamplerStepWithTextEncoderMedian)}");
         Row("VAE decode median", F(r.VaeDecodeSecondsMedian));
         Row("CPU s/image median", F(r.CpuSecondsPerImageMedian));
         Row("setup (build or load, first encode)", F(r.SetupSeconds, "F1") + " s");

@@ -37,10 +37,14 @@ public sealed record EndToEndBenchResult : BenchRunRecord
     [JsonPropertyName("seconds_per_image_with_text_encoder")] public IReadOnlyList<double> SecondsPerImageWithTextEncoder { get; init; } = Array.Empty<double>();
     [JsonPropertyName("seconds_per_image_with_text_encoder_median")] public double SecondsPerImageWithTextEncoderMedian { get; init; }
     [JsonPropertyName("seconds_per_image_with_text_encoder_min")] public double SecondsPerImageWithTextEncoderMin { get; init; }
+    /// <summary>Encoding the prompt and the negative prompt, in each run with T5 (in order).</summary>
+    [JsonPropertyName("text_encoder_seconds")] public IReadOnlyList<double> TextEncoderSeconds { get; init; } = Array.Empty<double>();
     /// <summary>Encoding the prompt and the negative prompt (median).</summary>
     [JsonPropertyName("text_encoder_seconds_median")] public double TextEncoderSecondsMedian { get; init; }
     /// <summary>The sampler loop divided by its steps: one transformer call (batch <see cref="TransformerBatch"/>) and the update (median).</summary>
     [JsonPropertyName("transformer_seconds_per_sampler_step_median")] public double TransformerSecondsPerSamplerStepMedian { get; init; }
+    /// <summary>The same in the runs that encode the prompt first (median): tells a slower sampler after T5 from T5's own time.</summary>
+    [JsonPropertyName("transformer_seconds_per_sampler_step_with_text_encoder_median")] public double TransformerSecondsPerSamplerStepWithTextEncoderMedian { get; init; }
     /// <summary>VAE decode and post-processing (median).</summary>
     [JsonPropertyName("vae_decode_seconds_median")] public double VaeDecodeSecondsMedian { get; init; }
     [JsonPropertyName("images_per_s")] public double ImagesPerSecond { get; init; }

@@ -34,42 +34,51 @@ public interface IEndToEndGenerator
 /// <param name="WithTextEncoder">Prompt encoding (T5 already loaded) plus generation.</param>
 /// <param name="TextEncoderSeconds">The encoding part of each <paramref name="WithTextEncoder"/> run.</param>
 /// <param name="Phases">Sampler loop and decode of each <paramref name="WithoutTextEncoder"/> run.</param>
+/// <param name="PhasesWithTextEncoder">Sampler loop and decode of each <paramref name="WithTextEncoder"/> run.</param>
 public sealed record EndToEndTiming(TimingStats WithoutTextEncoder, TimingStats WithTextEncoder,
-    IReadOnlyList<double> TextEncoderSeconds, IReadOnlyList<GenerationPhases> Phases);
+    IReadOnlyList<double> TextEncoderSeconds, IReadOnlyList<GenerationPhases> Phases, IReadOnlyList<GenerationPhases> PhasesWithTextEncoder);
 
 /// <summary>End-to-end seconds per image of any <see cref="IEndToEndGenerator"/>.</summary>
 public static class EndToEndBenchmark
 {
     /// <summary>
-    /// Encodes the prompt once (untimed: it also loads T5 where that is lazy), then times <paramref name="repeats"/>
-    /// generations from it after <paramref name="warmup"/> untimed ones, then <paramref name="repeats"/> runs that
-    /// encode the prompt again before generating.
+    /// Encodes the prompt once (untimed: it also loads T5 where that is lazy) and runs <paramref name="warmup"/>
+    /// untimed generations from it, then <paramref name="repeats"/> pairs of timed runs: a generation from that
+    /// prompt, and one that encodes the prompt again before generating. The two kinds alternate so that a drift of
+    /// the machine's speed (a shared VM's is ±10 % within minutes) reaches both alike.
     /// </summary>
     public static EndToEndTiming Measure(IEndToEndGenerator generator, int warmup, int repeats)
     {
+        if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "timed runs must be >= 1");
         var phases = new List<GenerationPhases>();
+        var phasesWith = new List<GenerationPhases>();
         var encodeSeconds = new List<double>();
+        var without = new List<TimingStats>();
+        var with = new List<TimingStats>();
         var encoded = generator.EncodePrompt();
-        TimingStats without;
         try
         {
-            int run = 0;
-            without = StepTimer.Measure(() =>
+            for (int i = 0; i < warmup; i++) generator.Generate(encoded);
+            for (int i = 0; i < repeats; i++)
             {
-                var p = generator.Generate(encoded);
-                if (run++ >= warmup) phases.Add(p);
-            }, warmup, repeats);
+                without.Add(StepTimer.Measure(() => phases.Add(generator.Generate(encoded)), 0, 1));
+                with.Add(StepTimer.Measure(() =>
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    var fresh = generator.EncodePrompt();
+                    encodeSeconds.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+                    try { phasesWith.Add(generator.Generate(fresh)); }
+                    finally { (fresh as IDisposable)?.Dispose(); }
+                }, 0, 1));
+            }
         }
         finally { (encoded as IDisposable)?.Dispose(); }
-
-        var with = StepTimer.Measure(() =>
-        {
-            long start = Stopwatch.GetTimestamp();
-            var fresh = generator.EncodePrompt();
-            encodeSeconds.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
-            try { generator.Generate(fresh); }
-            finally { (fresh as IDisposable)?.Dispose(); }
-        }, 0, repeats);
-        return new EndToEndTiming(without, with, encodeSeconds, phases);
+        return new EndToEndTiming(Concatenate(without), Concatenate(with), encodeSeconds, phases, phasesWith);
     }
+
+    static TimingStats Concatenate(IReadOnlyList<TimingStats> runs) =>
+        new(runs.SelectMany(r => r.Seconds).ToList(), runs.SelectMany(r => r.CpuSeconds).ToList())
+        {
+            MinorPageFaults = runs.Sum(r => r.MinorPageFaults),
+        };
 }

@@ -97,7 +97,7 @@ public static class EndToEndRun
         string attentionKernel = ChunkedAttention.Selected(probe) ? "chunked" : "sdpa";
         var sampling = generator.Sampling;
         log?.Invoke($"ready in {setupSeconds:F1} s; {options.Warmup} warm-up + {options.Steps} timed images at {generator.Resolution} px, " +
-                    $"{sampling.Steps} {sampling.Sampler} steps, guidance {sampling.GuidanceScale}, then {options.Steps} with T5");
+                    $"{sampling.Steps} {sampling.Sampler} steps, guidance {sampling.GuidanceScale}, each followed by one with T5");
         var timing = EndToEndBenchmark.Measure(generator, options.Warmup, options.Steps);
         long peak = ProcessMemory.PeakResidentBytes();
         var machineAfter = MachineInfo.Read(device);
@@ -125,8 +125,10 @@ public static class EndToEndRun
             SecondsPerImageWithTextEncoder = timing.WithTextEncoder.Seconds,
             SecondsPerImageWithTextEncoderMedian = timing.WithTextEncoder.Median,
             SecondsPerImageWithTextEncoderMin = timing.WithTextEncoder.Min,
+            TextEncoderSeconds = timing.TextEncoderSeconds,
             TextEncoderSecondsMedian = TimingStats.MedianOf(timing.TextEncoderSeconds),
             TransformerSecondsPerSamplerStepMedian = TimingStats.MedianOf(timing.Phases.Select(p => p.SecondsPerSamplerStep).ToList()),
+            TransformerSecondsPerSamplerStepWithTextEncoderMedian = TimingStats.MedianOf(timing.PhasesWithTextEncoder.Select(p => p.SecondsPerSamplerStep).ToList()),
             VaeDecodeSecondsMedian = TimingStats.MedianOf(timing.Phases.Select(p => p.DecodeSeconds).ToList()),
             ImagesPerSecond = 1 / timing.WithoutTextEncoder.Median,
             PeakRssBytes = peak,
