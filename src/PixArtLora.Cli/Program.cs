@@ -2,7 +2,7 @@ using System.CommandLine;
 using PixArtLora.Cli;
 
 // `lora`: one small file per verb under Verbs/; the logic lives in the PixArtLora library.
-// Huge pages and no heap trimming for libtorch's tensors, before the first one exists (see CpuAllocatorTuning;
+// No heap trimming for libtorch's tensors and huge pages for weights, before the first tensor exists (see CpuAllocatorTuning;
 // PIXARTLORA_ALLOCATOR=default opts out). `bench` decides itself, from its --allocator option.
 if (args.FirstOrDefault() != "bench") PixArtLora.Runtime.CpuAllocatorTuning.Apply();
 var root = new RootCommand("PixArtLora: LoRA and full fine-tuning, inference and merging for PixArt-α and PixArt-Σ.");

@@ -1,55 +1,83 @@
 using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PixArtLora.Runtime;
 
 /// <summary>
-/// Process-wide settings of the native heap that libtorch's CPU tensors live in (Linux/glibc only). Measured on the
-/// 2-core reference machine (a VM, where a 4 KB page fault is expensive): with glibc's defaults every tensor above
-/// the mmap threshold goes back to the kernel when freed and comes back as fresh 4 KB pages that the kernel must fault
-/// in and zero on first touch. Loading the 2.4 GB fp32 Σ transformer took 8.6 s that way (reading the file into a
-/// fresh buffer: 9.7 s) and 1.1 s with these settings (0.4 s); steady-state training steps are unaffected, because
-/// libtorch reuses its memory within a step either way. The <c>lora</c> command applies them at start-up.
+/// Process-wide settings of the native heap that libtorch's CPU tensors live in (Linux/glibc only), and transparent
+/// huge pages for model weights. Measured on the 2-core reference machine (a VM, where a 4 KB page fault is
+/// expensive): with glibc's defaults every tensor above the mmap threshold goes back to the kernel when freed and
+/// comes back as fresh 4 KB pages that the kernel must fault in and zero on first touch.
 /// </summary>
 /// <remarks>
-/// Two settings, both applied by <see cref="Apply"/>, which must run before the first tensor is allocated:
 /// <list type="bullet">
-/// <item><c>THP_MEM_ALLOC_ENABLE=1</c>: libtorch (c10 alloc_cpu) aligns allocations of 2 MB and more to 2 MB and
-/// advises transparent huge pages for them, so what is faulted is faulted 2 MB at a time. It is read from the native
-/// environment once, at the first allocation; .NET's Environment.SetEnvironmentVariable does not reach the native
-/// environment, hence setenv.</item>
-/// <item>mallopt: no mmap for large blocks and no trimming of the heap top, so freed activations stay mapped and the
-/// next step reuses them without faults. The price is that RSS does not shrink after a peak — the same peak a
-/// training loop reaches every step anyway.</item>
+/// <item><see cref="Apply"/>, mallopt: no mmap for large blocks and no trimming of the heap top, so freed activations
+/// stay mapped and the next step reuses them without faults. The price is that RSS does not shrink after a peak —
+/// the same peak a training loop reaches every step anyway.</item>
+/// <item><see cref="AdviseHugePages"/>: weights are advised as huge pages before they are first written, so that
+/// loading a checkpoint faults 2 MB at a time. Only weights: libtorch's own switch for this
+/// (<c>THP_MEM_ALLOC_ENABLE=1</c>) applies it to every allocation of 2 MB or more, which loaded as fast but made
+/// bf16 training steps slower and their peak RSS 0.7–1 GB higher (Σ-512, 512 px, alternating runs: LoRA 7.32 and
+/// 6.93 s per step against 7.03 and 6.25 without it, full 10.60 and 12.12 against 10.66 and 9.23, the GEMM-matched
+/// MFU lower in all four pairs). It is left to the user's environment.</item>
 /// </list>
 /// </remarks>
 public static class CpuAllocatorTuning
 {
     const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4;
+    const int MADV_HUGEPAGE = 14;
+    const long HugePageBytes = 2L << 20;
 
-    [DllImport("libc", EntryPoint = "setenv")] static extern int SetEnv(string name, string value, int overwrite);
     [DllImport("libc", EntryPoint = "mallopt")] static extern int MallOpt(int parameter, int value);
+    [DllImport("libc", EntryPoint = "madvise")] static extern int MAdvise(nint address, nuint length, int advice);
 
     /// <summary>True once <see cref="Apply"/> has run successfully in this process.</summary>
     public static bool Applied { get; private set; }
 
     /// <summary>
-    /// Applies both settings unless <c>PIXARTLORA_ALLOCATOR=default</c> is set; an explicit
-    /// <c>THP_MEM_ALLOC_ENABLE</c> in the environment is left as the user set it. Returns whether anything was applied
-    /// (false off Linux/glibc).
+    /// Applies the heap settings and enables <see cref="AdviseHugePages"/>, unless <c>PIXARTLORA_ALLOCATOR=default</c>
+    /// is set. Returns whether anything was applied (false off Linux/glibc).
     /// </summary>
     public static bool Apply()
     {
         if (Applied) return true;
-        if (!OperatingSystem.IsLinux()) return false;
-        if (string.Equals(Environment.GetEnvironmentVariable("PIXARTLORA_ALLOCATOR"), "default", StringComparison.OrdinalIgnoreCase)) return false;
+        if (!OperatingSystem.IsLinux() || OptedOut) return false;
         try
         {
-            SetEnv("THP_MEM_ALLOC_ENABLE", "1", overwrite: 0);
             MallOpt(M_MMAP_MAX, 0);
             MallOpt(M_TRIM_THRESHOLD, int.MaxValue);
             Applied = true;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
         return true;
+    }
+
+    static bool OptedOut => string.Equals(Environment.GetEnvironmentVariable("PIXARTLORA_ALLOCATOR"), "default", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Advises the kernel to back <paramref name="tensor"/>'s memory with transparent huge pages: the whole 2 MB pages
+    /// inside it (its edges keep 4 KB pages). Effective only before the memory is first written; a no-op unless
+    /// <see cref="Apply"/> has run, and for tensors under 2 MB, non-CPU or non-contiguous ones. Returns whether advice
+    /// was given.
+    /// </summary>
+    public static bool AdviseHugePages(Tensor tensor)
+    {
+        if (!Applied || tensor.device_type != DeviceType.CPU || !tensor.is_contiguous()) return false;
+        long bytes = tensor.numel() * tensor.element_size();
+        if (bytes < HugePageBytes) return false;
+        long start = FirstByte(tensor);
+        long first = (start + HugePageBytes - 1) & ~(HugePageBytes - 1), end = (start + bytes) & ~(HugePageBytes - 1);
+        if (end <= first) return false;
+        try { return MAdvise((nint)first, (nuint)(end - first), MADV_HUGEPAGE) == 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    /// <summary>Address of the first element (through a one-element view: <c>bytes</c> spans at most 2 GB).</summary>
+    static unsafe long FirstByte(Tensor tensor)
+    {
+        using var flat = tensor.view(-1);
+        using var first = flat.narrow(0, 0, 1);
+        fixed (byte* p = first.bytes) return (long)p;
     }
 }

@@ -37,7 +37,9 @@ public static class ParameterMaterializer
             foreach (var (name, old) in module.named_parameters(recurse: false).ToList())
             {
                 using var noGrad = no_grad();
-                var fresh = new Parameter(empty(old.shape, dtype: dtype ?? old.dtype, device: device), old.requires_grad);
+                var storage = empty(old.shape, dtype: dtype ?? old.dtype, device: device);
+                Runtime.CpuAllocatorTuning.AdviseHugePages(storage);   // before the checkpoint is read into it
+                var fresh = new Parameter(storage, old.requires_grad);
                 var property = module.GetType().GetProperty(name, BindingFlags.Instance | BindingFlags.Public);
                 if (property is not null && property.CanWrite && property.PropertyType.IsAssignableFrom(typeof(Parameter)))
                 {
