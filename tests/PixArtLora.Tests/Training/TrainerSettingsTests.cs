@@ -1,4 +1,5 @@
 using PixArtLora.Configs;
+using PixArtLora.Models.Transformer;
 using PixArtLora.Training;
 using PixArtLora.Training.Loop;
 using static TorchSharp.torch;
@@ -45,12 +46,30 @@ public class TrainerSettingsTests
     [InlineData("checkpoints_total_limit", "0", "--checkpoints_total_limit")]
     [InlineData("report_to", "wandb", "--report_to")]
     [InlineData("use_ema", "true", "--use_ema")]
+    [InlineData("attention_probabilities_mb", "-1", "--attention_probabilities_mb")]
     public void Bad_values_name_their_option(string key, string value, string named)
     {
         var s = Valid();
         SettingsBinder.Set(s, SettingsBinder.Find(typeof(TrainSettings), key)!, value, key);
         var e = Assert.ThrowsAny<ArgumentException>(() => TrainingPlan.From(s));
         Assert.Contains(named, e.Message);
+    }
+
+    [Fact]
+    public void The_attention_probability_budget_reaches_the_attention_kernel()
+    {
+        long before = ChunkedAttention.KeptProbabilityBudgetBytes;
+        try
+        {
+            var s = Valid();
+            SettingsBinder.Set(s, SettingsBinder.Find(typeof(TrainSettings), "attention_probabilities_mb")!, "0", "attention_probabilities_mb");
+            using var model = PixArtTransformer2DModel.FromPretrained(
+                TestPaths.Fixture("parity", "transformer-sigma", "transformer"));
+            using var prepared = TrainableTransformer.Prepare(model, TrainingPlan.From(s));
+            Assert.Equal(0, ChunkedAttention.KeptProbabilityBudgetBytes);
+            Assert.Equal(64, Valid().AttentionProbabilitiesMb);
+        }
+        finally { ChunkedAttention.KeptProbabilityBudgetBytes = before; }
     }
 
     [Fact]

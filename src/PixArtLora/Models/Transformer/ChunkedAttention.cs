@@ -45,7 +45,10 @@ public static class ChunkedAttention
     /// self-attention and 9 MB per cross-attention at batch 1 (1.2 GB over Σ's 28 blocks without gradient
     /// checkpointing; with it, one block's worth). 1024 px self-attention (512 MB) recomputes.
     /// </summary>
-    public static long KeptProbabilityBudgetBytes { get; set; } = 64L << 20;
+    public static long KeptProbabilityBudgetBytes { get; set; } = DefaultKeptProbabilityBudgetBytes;
+
+    /// <summary>64 MB: every call at 512 px and batch 1 (the trainer's <c>--attention_probabilities_mb</c> default).</summary>
+    public const long DefaultKeptProbabilityBudgetBytes = 64L << 20;
 
     /// <summary>Whether <see cref="Kernel"/> selects the chunked kernel for <paramref name="query"/>.</summary>
     public static bool Selected(Tensor query) => Kernel switch

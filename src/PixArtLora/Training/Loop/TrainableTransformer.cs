@@ -65,6 +65,7 @@ public sealed class TrainableTransformer : IDisposable
     {
         var s = plan.Settings;
         model.GradientCheckpointing = s.GradientCheckpointing;
+        ChunkedAttention.KeptProbabilityBudgetBytes = (long)s.AttentionProbabilitiesMb << 20;   // process-wide, like torch.backends flags
         if (plan.Mode == TrainingMode.Lora)
         {
             var targets = LoraTargets.Parse(s.LoraTargets);

@@ -51,6 +51,7 @@ public sealed class TrainingPlan
         var loss = TrainingObjective.ParseLoss(s.Loss);
 
         Require(s.TrainBatchSize >= 1, "--train_batch_size", s.TrainBatchSize, "at least 1");
+        Require(s.AttentionProbabilitiesMb >= 0, "--attention_probabilities_mb", s.AttentionProbabilitiesMb, "0 or more");
         Require(s.GradientAccumulationSteps >= 1, "--gradient_accumulation_steps", s.GradientAccumulationSteps, "at least 1");
         Require(s.NumTrainEpochs >= 1 || s.MaxTrainSteps is not null, "--num_train_epochs", s.NumTrainEpochs, "at least 1 (or set --max_train_steps)");
         Require(s.MaxTrainSteps is null or >= 1, "--max_train_steps", s.MaxTrainSteps, "at least 1");
