@@ -75,7 +75,7 @@ public static class CpuAllocatorTuning
     }
 
     /// <summary>Address of the first element (through a one-element view: <c>bytes</c> spans at most 2 GB).</summary>
-    static unsafe long FirstByte(Tensor tensor)
+    internal static unsafe long FirstByte(Tensor tensor)
     {
         using var flat = tensor.view(-1);
         using var first = flat.narrow(0, 0, 1);

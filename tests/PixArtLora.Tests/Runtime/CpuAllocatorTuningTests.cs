@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using PixArtLora.Runtime;
 using static TorchSharp.torch;
 
@@ -16,18 +15,13 @@ public class CpuAllocatorTuningTests
         using var weight = empty(4L << 20, dtype: ScalarType.Float32);   // 16 MB: several whole 2 MB pages inside
         Assert.True(CpuAllocatorTuning.AdviseHugePages(weight));
         // A 2 MB-aligned address inside the tensor now lies in a mapping whose VmFlags carry "hg" (MADV_HUGEPAGE).
-        long start = FirstByte(weight), aligned = (start + (2L << 20) - 1) & ~((2L << 20) - 1);
+        long start = CpuAllocatorTuning.FirstByte(weight), aligned = (start + (2L << 20) - 1) & ~((2L << 20) - 1);
         Assert.Contains("hg", VmFlagsAt(aligned));
 
         using var small = empty(1000, dtype: ScalarType.Float32);
         Assert.False(CpuAllocatorTuning.AdviseHugePages(small));
         using var strided = empty(new long[] { 2048, 2048 }, dtype: ScalarType.Float32).t();
         Assert.False(CpuAllocatorTuning.AdviseHugePages(strided));
-    }
-
-    static unsafe long FirstByte(Tensor t)
-    {
-        fixed (byte* p = t.bytes) return (long)p;
     }
 
     /// <summary>The VmFlags of the mapping in /proc/self/smaps that contains <paramref name="address"/>.</summary>

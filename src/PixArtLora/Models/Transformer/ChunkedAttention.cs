@@ -99,8 +99,8 @@ public static class ChunkedAttention
             long group = (long)vars[4];
             bool keep = (bool)vars[5];
             ctx.save_data("group", group);
-            var saved = new List<Tensor> { q, k, v };
-            if (mask is not null) saved.Add(mask);
+            // Saved as [q, k, v, mask or an empty stand-in, kept probabilities if any]: backward reads what it has from the count.
+            var saved = new List<Tensor> { q, k, v, mask ?? empty(0) };
 
             long batch = q.shape[0], heads = q.shape[1], n = q.shape[2], d = q.shape[3];
             double scale = 1.0 / Math.Sqrt(d);
@@ -115,9 +115,7 @@ public static class ChunkedAttention
                 output.narrow(2, h0, g).copy_(matmul(p, v.narrow(1, h0, g)).transpose(1, 2));
                 if (keep) kept = p.MoveToOuterDisposeScope();   // keep implies one group of all heads
             }
-            // An empty tensor stands in for an absent mask, so that kept probabilities are always saved at index 4.
-            if (kept is not null) { if (mask is null) saved.Add(empty(0)); saved.Add(kept); }
-            ctx.save_data("kept", kept is not null);
+            if (kept is not null) saved.Add(kept);
             ctx.save_for_backward(saved);
             return output.transpose(1, 2);
         }
@@ -126,9 +124,8 @@ public static class ChunkedAttention
         {
             var saved = ctx.get_saved_variables();
             Tensor q = saved[0], k = saved[1], v = saved[2];
-            bool kept = (bool)ctx.get_data("kept");
-            Tensor? mask = saved.Count > 3 && saved[3].numel() > 0 ? saved[3] : null;
-            Tensor? keptProbabilities = kept ? saved[4] : null;
+            Tensor? mask = saved[3].numel() > 0 ? saved[3] : null;
+            Tensor? keptProbabilities = saved.Count > 4 ? saved[4] : null;
 
             long batch = q.shape[0], heads = q.shape[1], n = q.shape[2], m = k.shape[2], d = q.shape[3];
             double scale = 1.0 / Math.Sqrt(d);
