@@ -185,12 +185,18 @@ public static class BenchVerb
         Row("GEMM after each step", string.Join(", ", r.GemmFlopsPerSecondAfterSteps.Select(f => F(f / 1e9, "F0"))) + " GFLOP/s");
         Row("MFU, step-matched median", F(r.MfuStepMatched, "F2"));
         Row("peak RSS", Gb(r.PeakRssBytes) + $" (weights {Gb(r.WeightBytes)})");
+        if (CudaMemory(r) is string cudaStep) Row("peak CUDA memory in use (NVML, whole device)", cudaStep);
         Row("parameters (trainable)", $"{r.Parameters:N0} ({r.TrainableParameters:N0})");
         Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");
         Row("device", r.Device);
         Row("load average 1m (start → end)", $"{r.LoadAverage1mStart?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"} → {r.LoadAverage1mEnd?.ToString("F1", CultureInfo.InvariantCulture) ?? "?"}");
         ConsoleFor(output).Write(table);
     }
+
+    /// <summary>"peak (before models; of total)" for CUDA runs, null on CPU.</summary>
+    static string? CudaMemory(BenchRunRecord r) => r.CudaPeakUsedBytes is long peak
+        ? $"{Gb(peak)} (before models {Gb(r.CudaUsedBeforeModelBytes ?? 0)}; of {Gb(r.CudaTotalBytes ?? 0)})"
+        : null;
 
     static void WriteEndToEndTable(TextWriter output, EndToEndBenchResult r)
     {
@@ -206,6 +212,7 @@ public static class BenchVerb
         Row("CPU s/image median", F(r.CpuSecondsPerImageMedian));
         Row("setup (build or load, first encode)", F(r.SetupSeconds, "F1") + " s");
         Row("peak RSS", Gb(r.PeakRssBytes) + $" (before models {Gb(r.RssBeforeModelBytes)})");
+        if (CudaMemory(r) is string cudaImage) Row("peak CUDA memory in use (NVML, whole device)", cudaImage);
         Row("caption tokens, guidance", $"{r.CaptionTokens}, {F(r.GuidanceScale, "G")}");
         Row("attention kernel, allocator", $"{r.AttentionKernel}, {(r.AllocatorTuned ? "tuned" : "default")}");
         Row("device", r.Device);

@@ -81,6 +81,7 @@ public static class EndToEndRun
         ProcessMemory.Settle();
         bool peakReset = ProcessMemory.ResetPeak();
         long rssBefore = ProcessMemory.ResidentBytes();
+        using var deviceWatch = DeviceMemoryWatch.Start(device);
 
         string what = options.ModelId ?? $"{options.Variant.Id} with random weights";
         log?.Invoke($"{(options.ModelId is null ? "building" : "loading")} {what} (transformer/VAE {DtypeNames.Short(options.Dtype)}, T5 {DtypeNames.Short(options.TextEncoderDtype)}) on {device}");
@@ -100,6 +101,7 @@ public static class EndToEndRun
                     $"{sampling.Steps} {sampling.Sampler} steps, guidance {sampling.GuidanceScale}, each followed by one with T5");
         var timing = EndToEndBenchmark.Measure(generator, options.Warmup, options.Steps);
         long peak = ProcessMemory.PeakResidentBytes();
+        var deviceMemory = deviceWatch?.Stop();
         var machineAfter = MachineInfo.Read(device);
 
         return new EndToEndBenchResult
@@ -134,6 +136,9 @@ public static class EndToEndRun
             PeakRssBytes = peak,
             RssBeforeModelBytes = rssBefore,
             PeakRssIsProcessWide = !peakReset,
+            CudaUsedBeforeModelBytes = deviceMemory?.UsedBeforeBytes,
+            CudaPeakUsedBytes = deviceMemory?.PeakUsedBytes,
+            CudaTotalBytes = deviceMemory?.TotalBytes,
             AttentionKernel = attentionKernel,
             AllocatorTuned = CpuAllocatorTuning.Applied,
             Device = machineBefore.Device,

@@ -105,6 +105,7 @@ public static class TransformerBenchmark
         ProcessMemory.Settle();
         bool peakReset = ProcessMemory.ResetPeak();
         long rssBefore = ProcessMemory.ResidentBytes();
+        using var deviceWatch = DeviceMemoryWatch.Start(device);
 
         var config = options.Variant.TransformerConfig;
         log?.Invoke($"building {options.Variant.Id} ({DtypeNames.Short(options.Dtype)}, random weights)");
@@ -161,6 +162,7 @@ public static class TransformerBenchmark
         var timing = StepTimer.Measure(Step, options.Warmup, options.Steps,
             afterEach: i => probesBetween[i] = GemmThroughput.Measure(options.Dtype, device, options.GemmSize, warmup: 1, repeats: 3).FlopsPerSecond);
         long peak = ProcessMemory.PeakResidentBytes();
+        var deviceMemory = deviceWatch?.Stop();
 
         var flops = TransformerFlops.Count(config, batch, latent, latent, tokens, options.Mode, options.GradientCheckpointing, options.LoraRank);
         var machineAfter = MachineInfo.Read(device);
@@ -200,6 +202,9 @@ public static class TransformerBenchmark
             PeakRssBytes = peak,
             RssBeforeModelBytes = rssBefore,
             PeakRssIsProcessWide = !peakReset,
+            CudaUsedBeforeModelBytes = deviceMemory?.UsedBeforeBytes,
+            CudaPeakUsedBytes = deviceMemory?.PeakUsedBytes,
+            CudaTotalBytes = deviceMemory?.TotalBytes,
             AttentionKernel = attentionKernel,
             AllocatorTuned = CpuAllocatorTuning.Applied,
             Device = machineBefore.Device,

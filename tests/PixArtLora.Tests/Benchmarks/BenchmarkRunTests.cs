@@ -49,6 +49,9 @@ public class BenchmarkRunTests
         Assert.Equal(16 * 4 * 64, result.TrainableParameters);
         Assert.Equal(result.TrainableParameters, result.AdapterParameters);
         Assert.True(result.PeakRssBytes > result.WeightBytes);
+        // Device memory is a CUDA figure: on a CPU run the keys are there, with no value.
+        foreach (var field in new[] { "cuda_used_before_model_bytes", "cuda_peak_used_bytes", "cuda_total_bytes" })
+            Assert.Equal(JsonValueKind.Null, json.GetProperty(field).ValueKind);
     }
 
     [Fact]

@@ -36,8 +36,44 @@ public static class MemoryUsage
         return null;
     }
 
-    /// <summary>Used and total memory of CUDA device <paramref name="deviceIndex"/>, or null when NVML is not available.</summary>
-    public static DeviceMemory? CudaDeviceMemory(int deviceIndex = 0) => Nvml.TryGetMemory(deviceIndex);
+    /// <summary>
+    /// Used and total memory of the device that CUDA calls <paramref name="cudaOrdinal"/> (what <c>cuda:N</c> names),
+    /// or null when NVML is not available or the device cannot be matched to NVML's.
+    /// </summary>
+    public static DeviceMemory? CudaDeviceMemory(int cudaOrdinal = 0) =>
+        NvmlIndexOf(cudaOrdinal) is int index && Nvml.TryGetMemory(index) is { } m ? m with { DeviceIndex = cudaOrdinal } : null;
+
+    /// <summary>
+    /// NVML's index of CUDA device <paramref name="cudaOrdinal"/>. The two differ when CUDA_VISIBLE_DEVICES hides or
+    /// reorders devices, or when CUDA orders them fastest first (its default) on a mixed machine, while NVML always counts
+    /// every device in PCI order; so the device is matched by its PCI bus id, which the driver API reports after applying
+    /// both. Without the driver API the ordinal is mapped through CUDA_VISIBLE_DEVICES alone.
+    /// </summary>
+    static int? NvmlIndexOf(int cudaOrdinal) =>
+        cudaOrdinal < 0 ? null : NvmlIndices.GetOrAdd(cudaOrdinal, static ordinal => FindNvmlIndex(ordinal));
+
+    // Looked up once per ordinal: the benchmarks poll device memory every few milliseconds.
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<int, int?> NvmlIndices = new();
+
+    static int? FindNvmlIndex(int cudaOrdinal)
+    {
+        if (CudaDriver.PciBusId(cudaOrdinal) is string busId && Nvml.IndexOfPciBusId(busId) is int byBus) return byBus;
+        return NvmlIndexFromVisibleDevices(cudaOrdinal, Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES"));
+    }
+
+    /// <summary>
+    /// Maps a CUDA ordinal through a CUDA_VISIBLE_DEVICES value: unset or empty leaves it as is, a list of indices picks
+    /// the ordinal's entry; anything else (device UUIDs, MIG instances, an ordinal past the list) gives null rather than
+    /// another device's memory.
+    /// </summary>
+    public static int? NvmlIndexFromVisibleDevices(int cudaOrdinal, string? visibleDevices)
+    {
+        if (cudaOrdinal < 0) return null;
+        if (string.IsNullOrWhiteSpace(visibleDevices)) return cudaOrdinal;
+        var entries = visibleDevices.Split(',', StringSplitOptions.TrimEntries);
+        if (cudaOrdinal >= entries.Length) return null;
+        return int.TryParse(entries[cudaOrdinal], NumberStyles.None, CultureInfo.InvariantCulture, out int index) ? index : null;
+    }
 
     /// <summary>Formats a byte count as MiB/GiB for logs.</summary>
     public static string Format(long bytes) => bytes >= 1L << 30
@@ -52,6 +88,8 @@ public static class MemoryUsage
         [DllImport("libnvidia-ml.so.1", EntryPoint = "nvmlInit_v2")] static extern int Init();
         [DllImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetHandleByIndex_v2")] static extern int GetHandle(uint index, out IntPtr device);
         [DllImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetMemoryInfo")] static extern int GetMemory(IntPtr device, out NvmlMemory memory);
+        [DllImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetHandleByPciBusId_v2")] static extern int GetHandleByPciBusId([MarshalAs(UnmanagedType.LPStr)] string busId, out IntPtr device);
+        [DllImport("libnvidia-ml.so.1", EntryPoint = "nvmlDeviceGetIndex")] static extern int GetIndex(IntPtr device, out uint index);
 
         static readonly Lazy<bool> Initialised = new(() =>
         {
@@ -70,6 +108,46 @@ public static class MemoryUsage
                 return new DeviceMemory(index, (long)mem.Used, (long)mem.Total);
             }
             catch (DllNotFoundException) { return null; }
+            catch (EntryPointNotFoundException) { return null; }
+        }
+
+        public static int? IndexOfPciBusId(string busId)
+        {
+            if (!Initialised.Value) return null;
+            try
+            {
+                if (GetHandleByPciBusId(busId, out var handle) != 0) return null;
+                return GetIndex(handle, out uint index) == 0 ? (int)index : null;
+            }
+            catch (EntryPointNotFoundException) { return null; }
+        }
+    }
+
+    /// <summary>The CUDA driver API (libcuda, installed with the driver), for the PCI bus id of a CUDA ordinal.</summary>
+    static class CudaDriver
+    {
+        [DllImport("libcuda.so.1", EntryPoint = "cuInit")] static extern int Init(uint flags);
+        [DllImport("libcuda.so.1", EntryPoint = "cuDeviceGet")] static extern int GetDevice(out int device, int ordinal);
+        [DllImport("libcuda.so.1", EntryPoint = "cuDeviceGetPCIBusId")] static extern int GetPciBusId(byte[] busId, int length, int device);
+
+        static readonly Lazy<bool> Initialised = new(() =>
+        {
+            try { return Init(0) == 0; }
+            catch (DllNotFoundException) { return false; }
+            catch (EntryPointNotFoundException) { return false; }
+        });
+
+        public static string? PciBusId(int ordinal)
+        {
+            if (!Initialised.Value) return null;
+            try
+            {
+                if (GetDevice(out int device, ordinal) != 0) return null;
+                var buffer = new byte[64];   // "0000:00:00.0" and a terminating zero
+                if (GetPciBusId(buffer, buffer.Length, device) != 0) return null;
+                int end = Array.IndexOf(buffer, (byte)0);
+                return System.Text.Encoding.ASCII.GetString(buffer, 0, end < 0 ? buffer.Length : end);
+            }
             catch (EntryPointNotFoundException) { return null; }
         }
     }

@@ -7,6 +7,7 @@ using PixArtLora.Training.Logging;
 using PixArtLora.Training.Optimizers;
 using PixArtLora.Training.Progress;
 using PixArtLora.Training.Schedules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Training.Loop;
@@ -55,7 +56,9 @@ public sealed class TrainingLoop
     public List<double> Losses { get; } = new();
     /// <summary>The newest checkpoint written or resumed from.</summary>
     public string? LastCheckpoint { get; private set; }
-    public PeakMemoryTracker Memory { get; } = new();
+    /// <summary>Peak memory of the run: RSS, and the device's memory when training on CUDA.</summary>
+    public PeakMemoryTracker Memory => _memory ??= new(Plan.Device.type == DeviceType.CUDA ? Math.Max(0, (int)Plan.Device.index) : null);
+    PeakMemoryTracker? _memory;
 
     /// <summary>Runs from <paramref name="start"/> until <see cref="TotalSteps"/> or a stop request.</summary>
     public (TrainingStopReason Reason, TrainingPosition Position) Run(TrainingPosition start, string? resumedFrom)
