@@ -4,6 +4,7 @@ using PixArtLora.Models.TextEncoder;
 using PixArtLora.Models.Transformer;
 using PixArtLora.Models.Vae;
 using PixArtLora.Registry;
+using PixArtLora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -163,8 +164,11 @@ public sealed partial class PixArtPipeline : IDisposable
     /// <summary>Frees T5's memory now (it reloads if prompts are encoded again).</summary>
     public void ReleaseTextEncoder()
     {
-        _textEncoder?.Dispose();
+        if (_textEncoder is null) return;
+        _textEncoder.Dispose();
         _textEncoder = null;
+        // The transformer and VAE reuse only part of T5's memory; the rest would stay resident (see CpuAllocatorTuning).
+        CpuAllocatorTuning.ReturnFreeMemory();
     }
 
     /// <summary>The requested and generated size for a request (defaults: the model's base size).</summary>

@@ -4,7 +4,11 @@ using static TorchSharp.torch;
 
 namespace PixArtLora.Tests.Runtime;
 
-/// <summary>Huge-page advice for weights, checked against what the kernel records for the mapping.</summary>
+/// <summary>
+/// Huge-page advice for weights, checked against what the kernel records for the mapping, and the heap's free memory
+/// going back on request. Runs alone: other tests' allocations would move the process's RSS meanwhile.
+/// </summary>
+[Collection("Memory measurements")]
 public class CpuAllocatorTuningTests
 {
     [Fact]
@@ -22,6 +26,31 @@ public class CpuAllocatorTuningTests
         Assert.False(CpuAllocatorTuning.AdviseHugePages(small));
         using var strided = empty(new long[] { 2048, 2048 }, dtype: ScalarType.Float32).t();
         Assert.False(CpuAllocatorTuning.AdviseHugePages(strided));
+    }
+
+    [Fact]
+    public void FreedTensorMemoryStaysMappedUntilReturned()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.True(CpuAllocatorTuning.Apply());
+        const long block = 16L << 20, count = 24;   // 384 MB in blocks that fit a thread's own glibc arena
+        long before = RssBytes();
+        var blocks = Enumerable.Range(0, (int)count).Select(_ => ones(block / 4, dtype: ScalarType.Float32)).ToList();
+        long held = RssBytes();
+        foreach (var b in blocks) b.Dispose();
+        long freed = RssBytes();
+        Assert.True(CpuAllocatorTuning.ReturnFreeMemory());
+        long returned = RssBytes();
+
+        Assert.True(held - before > 0.8 * block * count, $"RSS grew by {(held - before) >> 20} MB for {(block * count) >> 20} MB of tensors");
+        Assert.True(held - freed < 0.2 * block * count, $"freeing alone returned {(held - freed) >> 20} MB: the heap settings are not in effect");
+        Assert.True(freed - returned > 0.6 * block * count, $"ReturnFreeMemory gave back only {(freed - returned) >> 20} MB");
+    }
+
+    static long RssBytes()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
     }
 
     /// <summary>The VmFlags of the mapping in /proc/self/smaps that contains <paramref name="address"/>.</summary>

@@ -1,4 +1,5 @@
 using PixArtLora.Models.TextEncoder;
+using PixArtLora.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -105,8 +106,11 @@ public sealed class TextFeatureCache : IDisposable
     /// <summary>Frees the encoder (e.g. before training starts); a later miss loads it again.</summary>
     public void ReleaseEncoder()
     {
-        _encoder?.Dispose();
+        if (_encoder is null) return;
+        _encoder.Dispose();
         _encoder = null;
+        // Training never touches that memory again: give it back (see CpuAllocatorTuning.ReturnFreeMemory).
+        CpuAllocatorTuning.ReturnFreeMemory();
     }
 
     void EncodeAndStore(List<string> captions)
