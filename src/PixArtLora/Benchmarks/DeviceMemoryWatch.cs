@@ -17,13 +17,11 @@ public sealed record DeviceMemoryFigures(long UsedBeforeBytes, long PeakUsedByte
 /// </summary>
 public sealed class DeviceMemoryWatch : IDisposable
 {
-    readonly int _ordinal;
     readonly DeviceMemory _before;
     readonly BackgroundPeakSampler _sampler;
 
     DeviceMemoryWatch(int ordinal, DeviceMemory before)
     {
-        _ordinal = ordinal;
         _before = before;
         _sampler = new BackgroundPeakSampler(() => MemoryUsage.CudaDeviceMemory(ordinal)?.UsedBytes, TimeSpan.FromMilliseconds(5));
     }
