@@ -38,6 +38,8 @@ public static class BenchVerb
         var loadDtypes = CliOptions.Create<string>("--load_dtypes", "Model dtypes to load into, comma-separated", "fp32,bf16");
         var makeCheckpoint = CliOptions.Create<string?>("--make_checkpoint",
             "Write random-weight fp32 and bf16 checkpoints of --variant into this folder, then measure loading them (unless --load is given)");
+        var makePipeline = CliOptions.Create<string?>("--make_pipeline",
+            "Write a whole pipeline folder of --variant with random weights (real-size transformer and VAE, a one-layer stand-in for T5-XXL with its output width) for measuring `lora train` / `lora infer` at full size offline, then stop");
         var attention = CliOptions.Create<string>("--attention", "Attention kernel: auto (chunked GEMMs for bf16 on CPU, else SDPA), sdpa or chunked", "auto");
         var allocator = CliOptions.Create<string>("--allocator", "Native heap: tuned (huge pages, no per-step unmapping) or default (glibc as is)", "tuned");
         var endToEnd = CliOptions.Create<bool>("--end_to_end",
@@ -50,7 +52,7 @@ public static class BenchVerb
         var command = new Command("bench", "Measure transformer speed (s/step, MFU), peak memory, checkpoint loading, or end-to-end seconds per image on this machine")
         {
             variant, resolution, dtype, mode, checkpointing, steps, warmup, batch, rank, captionTokens, gemmSize, device, seed, json,
-            load, loadDtypes, makeCheckpoint, attention, allocator, endToEnd, modelId, inferSteps, textEncoderDtype,
+            load, loadDtypes, makeCheckpoint, makePipeline, attention, allocator, endToEnd, modelId, inferSteps, textEncoderDtype,
         };
         command.SetAction(parse =>
         {
@@ -90,6 +92,14 @@ public static class BenchVerb
             }
             if (parse.GetValue(modelId) is not null)
                 throw new ArgumentException("--model_id applies to --end_to_end (the step benchmark always uses random weights of --variant)");
+
+            if (parse.GetValue(makePipeline) is { } pipelineFolder)
+            {
+                RandomPipelineFolder.Write(pipelineFolder, model, Log);
+                output.WriteLine($"wrote {pipelineFolder} ({model.Id}, random weights); e.g. lora train --model {pipelineFolder} " +
+                                 $"--max_token_length {model.CaptionTokens} --dataset <parquet or folder> --mixed_precision bf16");
+                return 0;
+            }
 
             string? loadPath = parse.GetValue(load);
             if (parse.GetValue(makeCheckpoint) is { } folder)

@@ -179,9 +179,10 @@ public static partial class TinyModels
 
     static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    static string ModelIndexJson() => new JsonObject
+    /// <summary>model_index.json of a diffusers PixArt pipeline folder (<paramref name="pipelineClass"/>: PixArtSigmaPipeline or PixArtAlphaPipeline).</summary>
+    internal static string ModelIndexJson(string pipelineClass = "PixArtSigmaPipeline") => new JsonObject
     {
-        ["_class_name"] = "PixArtSigmaPipeline",
+        ["_class_name"] = pipelineClass,
         ["_diffusers_version"] = "0.31.0",
         ["scheduler"] = new JsonArray("diffusers", "DPMSolverMultistepScheduler"),
         ["text_encoder"] = new JsonArray("transformers", "T5EncoderModel"),
