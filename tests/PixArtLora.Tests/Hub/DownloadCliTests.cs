@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using static PixArtLora.Tests.Hub.FakeHubServer;
 
 namespace PixArtLora.Tests.Hub;
@@ -11,20 +10,13 @@ public class DownloadCliTests
 {
     static async Task<(int Code, string Out, string Err)> RunLora(IDictionary<string, string?> env, params string[] args)
     {
-        string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lora.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        // The child sees no Hugging Face settings of this machine's, only the ones the test gives it.
+        var environment = new Dictionary<string, string?>();
         foreach (var name in new[] { "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN_PATH" })
-            psi.Environment.Remove(name);
-        foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        try { await process.WaitForExitAsync(timeout.Token); }
-        catch (OperationCanceledException) { process.Kill(); throw new TimeoutException($"lora {string.Join(' ', args)} ran past 120 s"); }
-        return (process.ExitCode, await stdout, await stderr);
+            environment[name] = null;
+        foreach (var (k, v) in env) environment[k] = v;
+        var result = await LoraProcess.RunAsync(TimeSpan.FromSeconds(120), args, environment);
+        return (result.ExitCode, result.Stdout, result.Stderr);
     }
 
     [Fact]

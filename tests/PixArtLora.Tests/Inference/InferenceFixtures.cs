@@ -52,7 +52,7 @@ public static class InferenceFixtures
     }
 
     /// <summary>Runs the built <c>lora</c> executable offline, with the tests' tiny-model cache.</summary>
-    public static LoraProcess.Result RunLora(params string[] args) => LoraProcess.Run(TimeSpan.FromMinutes(3), args, environment: new Dictionary<string, string>
+    public static LoraProcess.Result RunLora(params string[] args) => LoraProcess.Run(TimeSpan.FromMinutes(3), args, environment: new Dictionary<string, string?>
     {
         [TinyModels.HomeVariable] = Path.GetDirectoryName(ModelsRoot)!,
         ["HF_HUB_OFFLINE"] = "1",

@@ -1,5 +1,6 @@
 using System.Globalization;
 using PixArtLora.Runtime;
+using PixArtLora.Training.Diagnostics;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Tests.Runtime;
@@ -47,11 +48,7 @@ public class CpuAllocatorTuningTests
         Assert.True(freed - returned > 0.6 * block * count, $"ReturnFreeMemory gave back only {(freed - returned) >> 20} MB");
     }
 
-    static long RssBytes()
-    {
-        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
-    }
+    static long RssBytes() => MemoryUsage.ResidentBytes()!.Value;
 
     /// <summary>The VmFlags of the mapping in /proc/self/smaps that contains <paramref name="address"/>.</summary>
     static string[] VmFlagsAt(long address)

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using PixArtLora.Cli.Verbs;
 using PixArtLora.Server;
@@ -12,21 +11,11 @@ public class ServeVerbTests
     [Fact]
     public void WithoutTheInferencePipelineTheVerbSaysSoAndFails()
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "lora.dll");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "serve", "--model_id", "sigma-512-ms", "--port", "0", "--output_dir", TestPaths.NewTempDir("serve") })
-            info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("lora serve did not exit within 60 s");
-        }
-        Assert.Equal(1, process.ExitCode);
-        Assert.Contains("error:", stderr.Result);
-        Assert.DoesNotContain("serving", stdout.Result);
+        var result = LoraProcess.Run(TimeSpan.FromSeconds(60),
+            new[] { "serve", "--model_id", "sigma-512-ms", "--port", "0", "--output_dir", TestPaths.NewTempDir("serve") });
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("error:", result.Stderr);
+        Assert.DoesNotContain("serving", result.Stdout);
     }
 
     [Fact]
