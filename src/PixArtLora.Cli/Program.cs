@@ -5,6 +5,8 @@ using PixArtLora.Cli;
 // No heap trimming for libtorch's tensors and huge pages for weights, before the first tensor exists (see CpuAllocatorTuning;
 // PIXARTLORA_ALLOCATOR=default opts out). `bench` decides itself, from its --allocator option.
 if (args.FirstOrDefault() != "bench") PixArtLora.Runtime.CpuAllocatorTuning.Apply();
+// Convolutions would otherwise log an NNPACK warning on most CPUs (see LibTorchSettings).
+PixArtLora.Runtime.LibTorchSettings.DisableNnpack();
 var root = new RootCommand("PixArtLora: LoRA and full fine-tuning, inference and merging for PixArt-α and PixArt-Σ.");
 foreach (var verb in new Command[]
          {

@@ -46,7 +46,7 @@ public sealed class InferSettings
     [JsonPropertyName("max_sequence_length"), SettingAlias("max_token_length"), SettingHelp("T5 token length (registry: 120 α, 300 Σ)")]
     public int? MaxSequenceLength { get; set; }
 
-    [JsonPropertyName("output_path"), SettingHelp("PNG path for a single image, or a folder for several")]
+    [JsonPropertyName("output_path"), SettingAlias("output_dir"), SettingHelp("PNG path for a single image, or a folder for several")]
     public string OutputPath { get; set; } = "output/images";
     [JsonPropertyName("device"), SettingHelp("cpu, cuda or cuda:N")]
     public string Device { get; set; } = "cpu";
