@@ -17,7 +17,7 @@ public sealed class TrainSettings
     public string Mode { get; set; } = "lora";
     [JsonPropertyName("device"), SettingHelp("cpu, cuda or cuda:N")]
     public string Device { get; set; } = "cpu";
-    [JsonPropertyName("mixed_precision"), SettingHelp("no or bf16 (frozen weights in bf16, trainable weights and optimizer state in fp32); fp16 only on CUDA")]
+    [JsonPropertyName("mixed_precision"), SettingHelp("no or bf16 (the model holds and computes in bf16; LoRA adapters, full fine-tuning's master weights and optimizer state stay fp32); fp16 only on CUDA, where trainable weights stay fp32")]
     public string MixedPrecision { get; set; } = "no";
     [JsonPropertyName("revision"), SettingHelp("model revision on the Hub")]
     public string? Revision { get; set; }

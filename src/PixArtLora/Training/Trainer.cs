@@ -75,7 +75,11 @@ public static class Trainer
             var facts = model.Describe(s.Model);
             var parts = new TrainingStateParts { TrainableWeights = model.Trainable, Optimizer = optimizer, Schedule = schedule, Ema = ema, Random = random };
             var position = TrainingPosition.Start;
-            if (resumeFrom is not null) position = Resume(resumeFrom, parts, facts, schedule, log, warn);
+            if (resumeFrom is not null)
+            {
+                position = Resume(resumeFrom, parts, facts, schedule, log, warn);
+                model.SyncWorkingWeights();   // the checkpoint restored the float32 masters
+            }
 
             WriteSettings(plan);
             using var metrics = MetricsLog.Open(plan.OutputDir, s.ReportTo);

@@ -69,7 +69,14 @@ public class ServerQueueTests
         Assert.Equal(("queued", 1), (Status(b), b.GetProperty("position").GetInt32()));
         Assert.Equal(("queued", 2), (Status(c), c.GetProperty("position").GetInt32()));
         var listening = new TaskCompletionSource();
-        var cEvents = h.ReadEventsAsync(Id(c), _ => listening.TrySetResult()); // follows the third job through the whole story
+        var movedUp = new TaskCompletionSource();
+        // Follows the third job through the whole story. The stream sends the job's latest state, so a state that lasts
+        // shorter than the reader's turn can be skipped: the test waits for the stream itself to show position 1.
+        var cEvents = h.ReadEventsAsync(Id(c), e =>
+        {
+            listening.TrySetResult();
+            if (Status(e) == "queued" && e.GetProperty("position").GetInt32() == 1) movedUp.TrySetResult();
+        });
         await listening.Task.WaitAsync(DemoHarness.Patience);
 
         string full = await DemoHarness.ErrorAsync(await h.PostJobAsync(new { prompt = "fourth" }), HttpStatusCode.ServiceUnavailable);
@@ -82,6 +89,7 @@ public class ServerQueueTests
         Assert.Equal("cancelled", Status(bCancelled));
         Assert.Equal(JsonValueKind.Null, bCancelled.GetProperty("position").ValueKind);
         await h.WaitForAsync(Id(c), j => j.GetProperty("position").GetInt32() == 1, "position 1");
+        await movedUp.Task.WaitAsync(DemoHarness.Patience);
 
         await h.Http.DeleteAsync($"api/jobs/{Id(a)}");
         await h.WaitForStatusAsync(Id(a), "cancelled");

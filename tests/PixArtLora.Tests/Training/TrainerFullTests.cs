@@ -107,20 +107,74 @@ public class TrainerFullTests : IClassFixture<TrainerFullTests.FullRun>
             TensorAssert.Equal(ema[name], _run.Trained[name], name);
     }
 
-    [Fact]
-    public void Bf16_mixed_precision_keeps_frozen_parts_in_bf16_and_trainable_weights_in_fp32()
+    static void FullBf16(TrainSettings s)
     {
-        var dtypes = new Dictionary<string, ScalarType>();
-        var result = Trainer.Run(TrainerWorkspace.Settings("full-bf16", s =>
+        s.Mode = "full"; s.MixedPrecision = "bf16"; s.Freeze = new[] { "caption_projection", "attn2" };
+        s.MaxTrainSteps = 4; s.GradientAccumulationSteps = 2; s.CheckpointingSteps = 100;
+    }
+
+    [Fact]
+    public void Bf16_mixed_precision_computes_in_bf16_and_saves_the_float32_masters_it_updates()
+    {
+        var modelDtypes = new Dictionary<string, ScalarType>();
+        var masters = new Dictionary<string, Tensor>();
+        var behind = new List<string>();
+        bool hasMasters = false;
+        var result = Trainer.Run(TrainerWorkspace.Settings("full-bf16", FullBf16), TrainerWorkspace.Options() with
+        {
+            OnTrained = (model, _) =>
             {
-                s.Mode = "full"; s.MixedPrecision = "bf16"; s.Freeze = new[] { "caption_projection", "attn2" }; s.MaxTrainSteps = 2;
-            }),
-            TrainerWorkspace.Options() with
+                hasMasters = model.HasMasterWeights;
+                foreach (var (name, p) in model.Model.named_parameters()) modelDtypes[name] = p.dtype;
+                foreach (var (name, p) in model.Trainable) masters[name] = p.detach().clone().DetachFromDisposeScope();
+                // After the last step the bf16 model must hold the masters' values (rounded), not older ones.
+                var working = model.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                foreach (var (name, m) in masters)
+                    if (!working[name].detach().eq(m.to(ScalarType.BFloat16)).all().item<bool>()) behind.Add(name);
+            },
+        });
+        try
+        {
+            Assert.All(result.Losses, l => Assert.True(double.IsFinite(l)));
+            Assert.True(hasMasters);
+            Assert.Empty(behind);
+            static bool Frozen(string name) => name.StartsWith("caption_projection.") || name.Contains(".attn2.");
+            // The model holds and computes in bf16 throughout; the optimizer's weights are float32, the frozen parts have none.
+            Assert.All(modelDtypes, kv => Assert.Equal(ScalarType.BFloat16, kv.Value));
+            Assert.Equal(modelDtypes.Keys.Where(n => !Frozen(n)).Order(), masters.Keys.Order());
+            Assert.All(masters.Values, m => Assert.Equal(ScalarType.Float32, m.dtype));
+
+            // The saved transformer carries the masters themselves — values bf16 cannot hold — and the frozen parts as the
+            // bf16 model held them.
+            var saved = Parameters(result.Outputs.TransformerFolder!);
+            var initial = Base;
+            double finerThanBf16 = 0;
+            foreach (var (name, t) in saved)
             {
-                OnTrained = (model, _) => { foreach (var (name, p) in model.Model.named_parameters()) dtypes[name] = p.dtype; },
-            });
-        Assert.All(result.Losses, l => Assert.True(double.IsFinite(l)));
-        Assert.All(dtypes, kv => Assert.Equal(
-            kv.Key.StartsWith("caption_projection.") || kv.Key.Contains(".attn2.") ? ScalarType.BFloat16 : ScalarType.Float32, kv.Value));
+                if (Frozen(name)) { TensorAssert.Equal(t, initial[name].to(ScalarType.BFloat16).to(ScalarType.Float32), name); continue; }
+                TensorAssert.Equal(t, masters[name], name);
+                Assert.True((t - initial[name]).abs().max().item<float>() > 0, $"{name} did not change");
+                finerThanBf16 = Math.Max(finerThanBf16, (t - t.to(ScalarType.BFloat16).to(ScalarType.Float32)).abs().max().item<float>());
+            }
+            Assert.True(finerThanBf16 > 0, "the saved weights are bf16 values: the float32 masters were not written");
+        }
+        finally { foreach (var m in masters.Values) m.Dispose(); }
+    }
+
+    [Fact]
+    public void Bf16_mixed_precision_resumes_bit_for_bit()
+    {
+        var straight = Trainer.Run(TrainerWorkspace.Settings("full-bf16-straight", FullBf16), TrainerWorkspace.Options());
+        var stop = StopRequest.Manual();
+        var split = TrainerWorkspace.Settings("full-bf16-split", FullBf16);
+        var first = Trainer.Run(split, TrainerWorkspace.Options(stop: stop) with { AfterStep = (step, _) => { if (step == 2) stop.Request("test"); } });
+        Assert.Equal(2, first.GlobalStep);
+        split.ResumeFromCheckpoint = "latest";
+        var second = Trainer.Run(split, TrainerWorkspace.Options());
+
+        Assert.Equal(straight.Losses, first.Losses.Concat(second.Losses));
+        var a = Parameters(straight.Outputs.TransformerFolder!);
+        var b = Parameters(second.Outputs.TransformerFolder!);
+        foreach (var (name, t) in a) TensorAssert.Equal(b[name], t, name);
     }
 }

@@ -95,11 +95,12 @@ public sealed class PixArtTransformer2DModel : nn.Module
     }
 
     /// <summary>Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (sharded above
-    /// <paramref name="maxShardBytes"/>) into <paramref name="folder"/>, as diffusers' save_pretrained does.</summary>
-    public void SavePretrained(string folder, long maxShardBytes = 10L * 1000 * 1000 * 1000)
+    /// <paramref name="maxShardBytes"/>) into <paramref name="folder"/>, as diffusers' save_pretrained does.
+    /// <paramref name="replacements"/>: tensors written instead of the model's own of the same names (a trainer's float32 masters).</summary>
+    public void SavePretrained(string folder, long maxShardBytes = 10L * 1000 * 1000 * 1000, IReadOnlyDictionary<string, Tensor>? replacements = null)
     {
         Directory.CreateDirectory(folder);
-        var sources = state_dict().Select(kv => TensorSource.Of(kv.Key, kv.Value)).ToList();
+        var sources = state_dict().Select(kv => TensorSource.Of(kv.Key, replacements?.GetValueOrDefault(kv.Key) ?? kv.Value)).ToList();
         if (sources.Sum(s => s.ByteLength) <= maxShardBytes)
             SafetensorsWriter.Save(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), sources, new Dictionary<string, string> { ["format"] = "pt" });
         else

@@ -94,6 +94,7 @@ public sealed class TrainingLoop
                 double lr = Schedule.LearningRateAt(step);
                 Optimizer.LearningRate = lr;
                 Optimizer.Step();
+                Model.SyncWorkingWeights();
                 Optimizer.ZeroGrad();
                 Ema?.Update();
                 position = position with { GlobalStep = step + 1 };
@@ -156,6 +157,7 @@ public sealed class TrainingLoop
         using var terms = Objective.Losses(output, x0, xt, noise, t);
         var loss = terms.Loss.mean() / accumulation;
         loss.backward();
+        Model.CollectGradients();
         return loss.item<float>();
     }
 

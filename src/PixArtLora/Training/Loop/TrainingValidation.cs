@@ -40,6 +40,7 @@ public sealed class TrainingValidation
         if (prompts.Length == 0) return;
         bool wasTraining = Model.Model.training;
         Ema?.SwapIn();
+        if (Ema is not null) Model.SyncWorkingWeights();   // the EMA swaps the masters; the bf16 model renders
         try
         {
             using var scope = NewDisposeScope();
@@ -80,6 +81,7 @@ public sealed class TrainingValidation
         finally
         {
             Ema?.SwapOut();
+            if (Ema is not null) Model.SyncWorkingWeights();
             Model.Model.train(wasTraining);
         }
     }
