@@ -166,7 +166,7 @@ public static class Trainer
         var files = TrainingModelFiles.Resolve(s.Model, s.Revision, hub, options.HubProgress, options.ModelsRoot);
         int tokens = s.MaxTokenLength ?? files.CaptionTokens ?? throw new ArgumentException(
             $"the T5 token length of {files} is unknown: give --max_token_length (120 for PixArt-α, 300 for PixArt-Σ)");
-        log($"model: {files}; {tokens} caption tokens; device {plan.Device}, frozen weights {plan.FrozenDtype}");
+        log($"model: {files}; {tokens} caption tokens; device {plan.Device}, model weights {plan.FrozenDtype} (trainable ones: {(plan.Mode == TrainingMode.Full && plan.FrozenDtype == ScalarType.BFloat16 ? "float32 masters" : "float32")})");
         var data = TrainingDataset.Open(s, hub, warn, options.SamplesRoot, options.HubProgress);
         log($"data: {data.Dataset.Description}: {data.Dataset.Count} images; {data.Buckets.Describe()}");
 

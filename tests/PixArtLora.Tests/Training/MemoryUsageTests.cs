@@ -19,14 +19,15 @@ public class MemoryUsageTests
         Array.Fill(block, (byte)1); // touch every page so it becomes resident
         long during = MemoryUsage.ResidentBytes()!.Value;
         long peak = MemoryUsage.PeakResidentBytes()!.Value;
+        var tracker = new PeakMemoryTracker();
+        tracker.Sample();
         GC.KeepAlive(block);
 
         Assert.True(during - before > size * 0.8, $"RSS grew by {MemoryUsage.Format(during - before)} after touching 256 MiB");
         Assert.True(peak >= during, $"peak {peak} below current {during}");
-
-        var tracker = new PeakMemoryTracker();
-        tracker.Sample();
-        Assert.True(tracker.PeakResidentBytes >= during);
+        // Not ">= during": the kernel may reclaim this process's mapped file pages (library code) in between, and the
+        // high-water mark follows RSS down when it never recorded the higher value. The block itself stays resident.
+        Assert.True(tracker.PeakResidentBytes - before > size * 0.8, $"the tracker's peak {tracker.PeakResidentBytes} misses the 256 MiB block");
         Assert.True(tracker.ToMetrics().ContainsKey("memory/peak_rss_bytes"));
         Assert.False(tracker.ToMetrics().ContainsKey("memory/peak_cuda_used_bytes"));
     }
