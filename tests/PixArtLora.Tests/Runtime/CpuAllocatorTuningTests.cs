@@ -1,4 +1,9 @@
 using System.Globalization;
+using PixArtLora.Benchmarks;
+using PixArtLora.Diffusion;
+using PixArtLora.Inference;
+using PixArtLora.Models.TextEncoder;
+using PixArtLora.Registry;
 using PixArtLora.Runtime;
 using PixArtLora.Training.Diagnostics;
 using static TorchSharp.torch;
@@ -48,6 +53,32 @@ public class CpuAllocatorTuningTests
         Assert.True(held - before > 0.8 * block * count, $"RSS grew by {(held - before) >> 20} MB for {(block * count) >> 20} MB of tensors");
         Assert.True(held - freed < 0.2 * block * count, $"freeing alone returned {(held - freed) >> 20} MB: the heap settings are not in effect");
         Assert.True(freed - returned > 0.6 * block * count, $"ReturnFreeMemory gave back only {(freed - returned) >> 20} MB");
+    }
+
+    [Fact]
+    public void ReleasingThePipelinesTextEncoderGivesItsMemoryBack()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.True(CpuAllocatorTuning.Apply());
+        // A T5 of the tiny transformer's caption width with a wide feed-forward: ~100 MB of weights, in 34 MB tensors.
+        var config = TinyModels.TextEncoderConfig with { NumLayers = 1, DFf = 1 << 18 };
+        var variant = TinyModels.Variant;
+        using var transformer = RandomPipeline.RandomTransformer(variant.TransformerConfig, CPU, ScalarType.Float32);
+        using var vae = RandomPipeline.RandomVae(RandomPipeline.VaeConfigFor(variant), CPU, ScalarType.Float32);
+        using var pipeline = PixArtPipeline.FromModules(transformer, vae, SchedulerConfig.Empty, new PipelineModulesOptions
+        {
+            Variant = variant,
+            TextEncoder = () => new T5PromptEncoder(T5Tokenizer.FromModel(TinyModels.T5SentencePieceModel()),
+                RandomPipeline.RandomTextEncoder(config, CPU, ScalarType.Float32), new T5PromptEncoderOptions { MaxLength = 8 }),
+        });
+        // Once first, so that what loads only once (code, the tokenizer's tables) is not counted.
+        using (pipeline.EncodePrompts(new[] { "a boat" })) { }   // loads T5, encodes, releases it (KeepTextEncoder is off)
+        CpuAllocatorTuning.ReturnFreeMemory();
+        long before = RssBytes();
+        using (pipeline.EncodePrompts(new[] { "a boat" })) { }
+        long after = RssBytes();
+        long weights = 3L * config.DModel * config.DFf * sizeof(float);
+        Assert.True(after - before < weights / 4, $"RSS is {(after - before) >> 20} MB above where it was before T5 ({weights >> 20} MB of weights) was loaded and released");
     }
 
     static long RssBytes() => MemoryUsage.ResidentBytes()!.Value;
