@@ -204,8 +204,8 @@ public static class BenchVerb
     }
 
     /// <summary>"peak (before models; of total)" for CUDA runs, null on CPU.</summary>
-    static string? CudaMemory(BenchRunRecord r) => r.CudaPeakUsedBytes is long peak
-        ? $"{Gb(peak)} (before models {Gb(r.CudaUsedBeforeModelBytes ?? 0)}; of {Gb(r.CudaTotalBytes ?? 0)})"
+    static string? CudaMemory(BenchRunRecord r) => r.CudaMemory is { } m
+        ? $"{Gb(m.PeakUsedBytes)} (before models {Gb(m.UsedBeforeBytes)}; of {Gb(m.TotalBytes)})"
         : null;
 
     static void WriteEndToEndTable(TextWriter output, EndToEndBenchResult r)

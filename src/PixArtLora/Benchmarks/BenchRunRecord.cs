@@ -11,11 +11,13 @@ public abstract record BenchRunRecord
     [JsonPropertyName("rss_before_model_bytes")] public long RssBeforeModelBytes { get; init; }
     /// <summary>True when the peak could not be reset before the measured part and covers the whole process.</summary>
     [JsonPropertyName("peak_rss_is_process_wide")] public bool PeakRssIsProcessWide { get; init; }
-    /// <summary>CUDA runs: the device's memory in use before the model was built (NVML; null on CPU or without NVML).</summary>
-    [JsonPropertyName("cuda_used_before_model_bytes")] public long? CudaUsedBeforeModelBytes { get; init; }
-    /// <summary>CUDA runs: the highest device memory in use polled during the run (<see cref="DeviceMemoryWatch"/>).</summary>
-    [JsonPropertyName("cuda_peak_used_bytes")] public long? CudaPeakUsedBytes { get; init; }
-    [JsonPropertyName("cuda_total_bytes")] public long? CudaTotalBytes { get; init; }
+    /// <summary>CUDA runs: what <see cref="DeviceMemoryWatch"/> saw (null on CPU or without NVML); written as the three cuda_* fields.</summary>
+    [JsonIgnore] public DeviceMemoryFigures? CudaMemory { get; init; }
+    /// <summary>CUDA runs: the device's memory in use before the model was built.</summary>
+    [JsonPropertyName("cuda_used_before_model_bytes")] public long? CudaUsedBeforeModelBytes => CudaMemory?.UsedBeforeBytes;
+    /// <summary>CUDA runs: the highest device memory in use polled during the run.</summary>
+    [JsonPropertyName("cuda_peak_used_bytes")] public long? CudaPeakUsedBytes => CudaMemory?.PeakUsedBytes;
+    [JsonPropertyName("cuda_total_bytes")] public long? CudaTotalBytes => CudaMemory?.TotalBytes;
 
     /// <summary>Attention kernel used: sdpa (libtorch) or chunked (<see cref="Models.Transformer.ChunkedAttention"/>).</summary>
     [JsonPropertyName("attention_kernel")] public string? AttentionKernel { get; init; }

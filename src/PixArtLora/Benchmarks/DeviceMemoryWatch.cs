@@ -1,5 +1,4 @@
 using PixArtLora.Training.Diagnostics;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Benchmarks;
@@ -29,9 +28,9 @@ public sealed class DeviceMemoryWatch : IDisposable
     /// <summary>Starts watching <paramref name="device"/>; null when it is not a CUDA device or NVML cannot read it.</summary>
     public static DeviceMemoryWatch? Start(Device device)
     {
-        if (device.type != DeviceType.CUDA) return null;
-        int ordinal = Math.Max(0, (int)device.index);   // "cuda" alone is the current device, 0 unless changed
-        return MemoryUsage.CudaDeviceMemory(ordinal) is { } before ? new DeviceMemoryWatch(ordinal, before) : null;
+        return MemoryUsage.CudaOrdinal(device) is int ordinal && MemoryUsage.CudaDeviceMemory(ordinal) is { } before
+            ? new DeviceMemoryWatch(ordinal, before)
+            : null;
     }
 
     /// <summary>Stops polling and returns what it saw.</summary>

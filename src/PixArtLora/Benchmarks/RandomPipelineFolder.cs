@@ -1,11 +1,6 @@
 using System.Text.Json.Nodes;
-using PixArtLora.IO;
-using PixArtLora.Models.Common;
 using PixArtLora.Models.TextEncoder;
-using PixArtLora.Models.Transformer;
-using PixArtLora.Models.Vae;
 using PixArtLora.Registry;
-using static TorchSharp.torch;
 
 namespace PixArtLora.Benchmarks;
 
@@ -37,35 +32,8 @@ public static class RandomPipelineFolder
             TinyModels.WritePipeline(folder);
             return;
         }
-        Directory.CreateDirectory(folder);
-
-        var transformer = Path.Combine(folder, "transformer");
-        log?.Invoke($"writing {transformer} ({variant.Id}, fp32, seeded random weights)");
-        Directory.CreateDirectory(transformer);
-        TinyModels.SaveSeeded(Path.Combine(transformer, "diffusion_pytorch_model.safetensors"),
-            PixArtTransformer2DModel.DescribeParameters(variant.TransformerConfig).Select(t => (t.Name, t.Shape)), "transformer");
-        variant.TransformerConfig.Save(Path.Combine(transformer, "config.json"));
-
-        var vae = Path.Combine(folder, "vae");
-        log?.Invoke($"writing {vae}");
-        Directory.CreateDirectory(vae);
-        var vaeConfig = RandomPipeline.VaeConfigFor(variant);
-        using (var meta = new AutoencoderKL(vaeConfig, META))
-            TinyModels.SaveSeeded(Path.Combine(vae, AutoencoderKL.WeightsBaseName + ".safetensors"), TensorListing.Of(meta).Select(t => (t.Name, t.Shape)), "vae");
-        vaeConfig.Save(Path.Combine(vae, "config.json"));
-
-        var textEncoder = Path.Combine(folder, "text_encoder");
-        log?.Invoke($"writing {textEncoder} (a one-layer stand-in for T5-XXL with its output width)");
-        Directory.CreateDirectory(textEncoder);
-        var t5Json = StandInTextEncoderConfig(variant);
-        var t5 = T5Config.FromJson(t5Json.ToJsonString(), Path.Combine(textEncoder, "config.json"));
-        using (var meta = T5EncoderModel.Create(t5, META))
-            TinyModels.SaveSeeded(Path.Combine(textEncoder, "model.safetensors"), TensorListing.Of(meta).Select(t => (t.Name, t.Shape)), "text_encoder");
-        AtomicFile.WriteAllText(Path.Combine(textEncoder, "config.json"), t5Json.ToJsonString());
-
-        TinyModels.WriteTokenizer(Path.Combine(folder, "tokenizer"));
-        TinyModels.WriteScheduler(Path.Combine(folder, "scheduler"));
+        log?.Invoke($"writing {folder}: {variant.Id}'s transformer and VAE (fp32, seeded random weights), a one-layer stand-in for T5-XXL with its output width");
         string pipelineClass = variant.Family == PixArtFamily.Alpha ? "PixArtAlphaPipeline" : "PixArtSigmaPipeline";
-        AtomicFile.WriteAllText(Path.Combine(folder, "model_index.json"), TinyModels.ModelIndexJson(pipelineClass));
+        TinyModels.WritePipeline(folder, variant.TransformerConfig, RandomPipeline.VaeConfigFor(variant), StandInTextEncoderConfig(variant), pipelineClass);
     }
 }

@@ -28,13 +28,18 @@ public static partial class TinyModels
     /// <summary>The tiny T5's config as the encoder reads it.</summary>
     public static T5Config TextEncoderConfig => T5Config.FromJson(TextEncoderConfigJson().ToJsonString(), "tiny text_encoder/config.json");
 
-    /// <summary>text_encoder/: config.json and model.safetensors (the layout transformers' save_pretrained writes).</summary>
-    public static void WriteTextEncoder(string folder)
+    /// <summary>
+    /// text_encoder/: config.json (<paramref name="configJson"/>, default the tiny T5's) and model.safetensors with
+    /// seeded weights (the layout transformers' save_pretrained writes).
+    /// </summary>
+    public static void WriteTextEncoder(string folder, JsonObject? configJson = null)
     {
+        configJson ??= TextEncoderConfigJson();
+        var config = T5Config.FromJson(configJson.ToJsonString(), Path.Combine(folder, "config.json"));
         Directory.CreateDirectory(folder);
-        using (var meta = T5EncoderModel.Create(TextEncoderConfig, META))
+        using (var meta = T5EncoderModel.Create(config, META))
             SaveSeeded(Path.Combine(folder, "model.safetensors"), TensorListing.Of(meta).Select(t => (t.Name, t.Shape)), "text_encoder");
-        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), TextEncoderConfigJson().ToJsonString(Indented));
+        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), configJson.ToJsonString(Indented));
     }
 
     /// <summary>
@@ -50,12 +55,13 @@ public static partial class TinyModels
         SampleSize = new[] { Variant.ImageSize }, ScalingFactor = Variant.Vae.ScalingFactor, ForceUpcast = true,
     };
 
-    /// <summary>vae/: config.json and diffusion_pytorch_model.safetensors.</summary>
-    public static void WriteVae(string folder)
+    /// <summary>vae/: config.json (<paramref name="config"/>, default <see cref="VaeConfig"/>) and diffusion_pytorch_model.safetensors with seeded weights.</summary>
+    public static void WriteVae(string folder, AutoencoderKLConfig? config = null)
     {
+        config ??= VaeConfig;
         Directory.CreateDirectory(folder);
-        using (var meta = new AutoencoderKL(VaeConfig, META))
+        using (var meta = new AutoencoderKL(config, META))
             SaveSeeded(Path.Combine(folder, AutoencoderKL.WeightsBaseName + ".safetensors"), TensorListing.Of(meta).Select(t => (t.Name, t.Shape)), "vae");
-        VaeConfig.Save(Path.Combine(folder, "config.json"));
+        config.Save(Path.Combine(folder, "config.json"));
     }
 }

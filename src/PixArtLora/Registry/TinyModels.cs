@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using PixArtLora.IO;
 using PixArtLora.Models.Transformer;
+using PixArtLora.Models.Vae;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -82,21 +83,28 @@ public static partial class TinyModels
     }
 
     /// <summary>Writes the whole pipeline into <paramref name="folder"/> (created; existing files are overwritten).</summary>
-    public static void WritePipeline(string folder)
+    public static void WritePipeline(string folder) =>
+        WritePipeline(folder, Variant.TransformerConfig, VaeConfig, TextEncoderConfigJson(), "PixArtSigmaPipeline");
+
+    /// <summary>
+    /// A pipeline folder of the given components' configs with seeded weights, the tiny tokenizer and the scheduler
+    /// (also how <see cref="Benchmarks.RandomPipelineFolder"/> writes a released variant's shapes).
+    /// </summary>
+    internal static void WritePipeline(string folder, PixArtTransformerConfig transformer, AutoencoderKLConfig vae, JsonObject textEncoder, string pipelineClass)
     {
         Directory.CreateDirectory(folder);
-        WriteTransformer(Path.Combine(folder, "transformer"));
-        WriteTextEncoder(Path.Combine(folder, "text_encoder"));
+        WriteTransformer(Path.Combine(folder, "transformer"), transformer);
+        WriteTextEncoder(Path.Combine(folder, "text_encoder"), textEncoder);
         WriteTokenizer(Path.Combine(folder, "tokenizer"));
-        WriteVae(Path.Combine(folder, "vae"));
+        WriteVae(Path.Combine(folder, "vae"), vae);
         WriteScheduler(Path.Combine(folder, "scheduler"));
-        AtomicFile.WriteAllText(Path.Combine(folder, "model_index.json"), ModelIndexJson());
+        AtomicFile.WriteAllText(Path.Combine(folder, "model_index.json"), ModelIndexJson(pipelineClass));
     }
 
-    /// <summary>transformer/: the registry's tiny config and seeded weights.</summary>
-    public static void WriteTransformer(string folder)
+    /// <summary>transformer/: <paramref name="config"/> (default: the registry's tiny one) and seeded weights.</summary>
+    public static void WriteTransformer(string folder, PixArtTransformerConfig? config = null)
     {
-        var config = Variant.TransformerConfig;
+        config ??= Variant.TransformerConfig;
         Directory.CreateDirectory(folder);
         var layout = PixArtTransformer2DModel.DescribeParameters(config).Select(t => (t.Name, t.Shape));
         SaveSeeded(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), layout, "transformer");
@@ -180,7 +188,7 @@ public static partial class TinyModels
     static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// <summary>model_index.json of a diffusers PixArt pipeline folder (<paramref name="pipelineClass"/>: PixArtSigmaPipeline or PixArtAlphaPipeline).</summary>
-    internal static string ModelIndexJson(string pipelineClass = "PixArtSigmaPipeline") => new JsonObject
+    static string ModelIndexJson(string pipelineClass) => new JsonObject
     {
         ["_class_name"] = pipelineClass,
         ["_diffusers_version"] = "0.31.0",

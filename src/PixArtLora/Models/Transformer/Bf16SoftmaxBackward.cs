@@ -42,7 +42,7 @@ public static unsafe class Bf16SoftmaxBackward
         if (rows == 0 || rowLength == 0) return;
         fixed (byte* p = probabilities.bytes)
         fixed (byte* g = gradProbabilities.bytes)
-            Rows((ushort*)p, (ushort*)g, 0, rows, rowLength);
+            Rows((ushort*)p, (ushort*)g, rows, rowLength);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -65,10 +65,10 @@ public static unsafe class Bf16SoftmaxBackward
         return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 
-    static void Rows(ushort* p, ushort* g, long first, long end, int m)
+    static void Rows(ushort* p, ushort* g, long rows, int m)
     {
         int vectorEnd = m & ~15;
-        for (long r = first; r < end; r++)
+        for (long r = 0; r < rows; r++)
         {
             ushort* pr = p + r * m, gr = g + r * m;
             var dot = Vector512<float>.Zero;

@@ -143,25 +143,28 @@ public static class ChunkedAttention
                 var vg = v.narrow(1, h0, g);
                 var dOut = gradOutput.narrow(1, h0, g);
 
-                Tensor p, ds;
-                // dV = Pᵀ·dO and dK = dSᵀ·Q' are computed as (dOᵀ·P)ᵀ and (Q'ᵀ·dS)ᵀ: oneDNN's bf16 GEMM with a transposed
-                // left operand runs at ~320 GFLOP/s on the reference CPU, the untransposed form at ~420.
-                if (keptProbabilities is not null)
-                {
-                    p = keptProbabilities;   // one group of all heads
-                    dv.narrow(2, h0, g).copy_(matmul(dOut.transpose(-1, -2), p).permute(0, 3, 1, 2));
-                    ds = matmul(dOut, vg.transpose(-1, -2)).contiguous();
-                    Bf16SoftmaxBackward.ApplyInPlace(p, ds);   // dS = P ⊙ (dP − rowsum(dP ⊙ P))
-                }
+                // Kept probabilities (one group of all heads), or recomputed ones attached to their scores for autograd.
+                Tensor? s = null;
+                Tensor p;
+                if (keptProbabilities is not null) p = keptProbabilities;
                 else
                 {
-                    var s = Scores(qs, kg, mask).requires_grad_(true);
+                    s = Scores(qs, kg, mask).requires_grad_(true);
                     using (enable_grad()) p = s.softmax(-1);
-                    dv.narrow(2, h0, g).copy_(matmul(dOut.transpose(-1, -2), p.detach()).permute(0, 3, 1, 2));
-                    var dp = matmul(dOut, vg.transpose(-1, -2));
-                    // libtorch's fused softmax backward (float32 accumulation): dS = P ⊙ (dP − rowsum(dP ⊙ P)).
-                    ds = autograd.grad(new[] { p }, new[] { s }, new[] { dp })[0];
                 }
+                // dV = Pᵀ·dO and dK = dSᵀ·Q' are computed as (dOᵀ·P)ᵀ and (Q'ᵀ·dS)ᵀ: oneDNN's bf16 GEMM with a transposed
+                // left operand runs at ~320 GFLOP/s on the reference CPU, the untransposed form at ~420.
+                dv.narrow(2, h0, g).copy_(matmul(dOut.transpose(-1, -2), p.detach()).permute(0, 3, 1, 2));
+                var dp = matmul(dOut, vg.transpose(-1, -2));
+                // dS = P ⊙ (dP − rowsum(dP ⊙ P)), accumulated in float32: our kernel over P alone when it was kept,
+                // else libtorch's fused softmax backward, which autograd reaches only through the scores.
+                Tensor ds;
+                if (s is null)
+                {
+                    ds = dp.contiguous();
+                    Bf16SoftmaxBackward.ApplyInPlace(p, ds);
+                }
+                else ds = autograd.grad(new[] { p }, new[] { s }, new[] { dp })[0];
                 dq.narrow(2, h0, g).copy_((matmul(ds, kg) * scale).transpose(1, 2));
                 dk.narrow(2, h0, g).copy_(matmul(qs.transpose(-1, -2), ds).permute(0, 3, 1, 2));
             }

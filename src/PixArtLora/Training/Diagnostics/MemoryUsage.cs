@@ -36,6 +36,10 @@ public static class MemoryUsage
         return null;
     }
 
+    /// <summary>The CUDA ordinal <paramref name="device"/> names (<c>cuda</c> alone: 0, the current device unless changed), or null for a non-CUDA device.</summary>
+    public static int? CudaOrdinal(TorchSharp.torch.Device device) =>
+        device.type == TorchSharp.DeviceType.CUDA ? Math.Max(0, (int)device.index) : null;
+
     /// <summary>
     /// Used and total memory of the device that CUDA calls <paramref name="cudaOrdinal"/> (what <c>cuda:N</c> names),
     /// or null when NVML is not available or the device cannot be matched to NVML's.

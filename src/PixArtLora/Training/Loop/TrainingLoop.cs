@@ -7,7 +7,6 @@ using PixArtLora.Training.Logging;
 using PixArtLora.Training.Optimizers;
 using PixArtLora.Training.Progress;
 using PixArtLora.Training.Schedules;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PixArtLora.Training.Loop;
@@ -57,7 +56,7 @@ public sealed class TrainingLoop
     /// <summary>The newest checkpoint written or resumed from.</summary>
     public string? LastCheckpoint { get; private set; }
     /// <summary>Peak memory of the run: RSS, and the device's memory when training on CUDA.</summary>
-    public PeakMemoryTracker Memory => _memory ??= new(Plan.Device.type == DeviceType.CUDA ? Math.Max(0, (int)Plan.Device.index) : null);
+    public PeakMemoryTracker Memory => _memory ??= new(MemoryUsage.CudaOrdinal(Plan.Device));
     PeakMemoryTracker? _memory;
 
     /// <summary>Runs from <paramref name="start"/> until <see cref="TotalSteps"/> or a stop request.</summary>
